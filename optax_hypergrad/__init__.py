@@ -1,0 +1,33 @@
+"""optax-hypergrad: learning rates that tune themselves, as Optax transforms."""
+
+from optax_hypergrad._src.alias import adam_hd
+from optax_hypergrad._src.alias import adam_op_adam_lop
+from optax_hypergrad._src.alias import adam_op_sgdn_lop
+from optax_hypergrad._src.alias import base_direction
+from optax_hypergrad._src.alias import hypergradient_descent
+from optax_hypergrad._src.alias import sgd_hd
+from optax_hypergrad._src.alias import sgd_op_adam_lop
+from optax_hypergrad._src.alias import sgd_op_sgdn_lop
+from optax_hypergrad._src.alias import sgdn_hd
+from optax_hypergrad._src.alias import sgdn_op_adam_lop
+from optax_hypergrad._src.alias import sgdn_op_sgdn_lop
+from optax_hypergrad._src.hypergradient import scale_by_hypergradient
+from optax_hypergrad._src.hypergradient import ScaleByHypergradientState
+
+__version__ = '0.1.0'
+
+__all__ = (
+    'adam_hd',
+    'adam_op_adam_lop',
+    'adam_op_sgdn_lop',
+    'base_direction',
+    'hypergradient_descent',
+    'scale_by_hypergradient',
+    'ScaleByHypergradientState',
+    'sgd_hd',
+    'sgd_op_adam_lop',
+    'sgd_op_sgdn_lop',
+    'sgdn_hd',
+    'sgdn_op_adam_lop',
+    'sgdn_op_sgdn_lop',
+)

@@ -1,0 +1,428 @@
+"""Aliases: the named optimizers of the papers, as thin compositions.
+
+Names follow seed 001: ``{model optimizer}_op_{rate optimizer}_lop``; the
+``_op_sgd_lop`` ones are plain HD and go by their seed-000 names (``sgd_hd``,
+``sgdn_hd``, ``adam_hd``). Defaults are the seeds': ``α_0 = 0.001``,
+``β = 0.001`` over SGD and Nesterov, ``β = 1e-7`` over Adam.
+"""
+
+import jax
+import optax
+from optax._src import base
+
+from optax_hypergrad._src import checks
+from optax_hypergrad._src import hypergradient
+
+BASES = ('sgd', 'nesterov', 'momentum', 'adam')
+_DEFAULT_HYPERGRAD_LR = {'sgd': 1e-3, 'nesterov': 1e-3, 'momentum': 1e-3,
+                         'adam': 1e-7}
+
+ArrayLike = jax.typing.ArrayLike
+
+
+def base_direction(
+    base_name: str,
+    *,
+    momentum: ArrayLike = 0.9,
+    b1: ArrayLike = 0.9,
+    b2: ArrayLike = 0.999,
+    eps: ArrayLike = 1e-8,
+) -> base.GradientTransformation:
+  """The direction ``d_t`` of a named base optimizer, as an Optax transform.
+
+  Args:
+    base_name: ``'sgd'`` (``d = g``), ``'nesterov'`` (``d = g + μ v``,
+      ``v ← μ v + g``), ``'momentum'`` (heavy ball, ``d = v``) or ``'adam'``
+      (``d = m̂ / (√v̂ + ε)``).
+    momentum: ``μ`` of ``'nesterov'`` and ``'momentum'``.
+    b1: Adam's first-moment decay.
+    b2: Adam's second-moment decay.
+    eps: Adam's ``ε``, added to ``√v̂``.
+
+  Returns:
+    An Optax transformation producing the (unscaled, unsigned) direction.
+  """
+  checks.check_choice('base', base_name, BASES)
+  if base_name == 'sgd':
+    return optax.identity()
+  if base_name in ('nesterov', 'momentum'):
+    checks.check_scalar('momentum', momentum, high=1.0)
+    return optax.trace(decay=momentum, nesterov=base_name == 'nesterov')
+  checks.check_scalar('b1', b1, high=1.0, high_inclusive=False)
+  checks.check_scalar('b2', b2, high=1.0, high_inclusive=False)
+  checks.check_scalar('eps', eps)
+  return optax.scale_by_adam(b1=b1, b2=b2, eps=eps)
+
+
+def hypergradient_descent(
+    learning_rate: ArrayLike = 1e-3,
+    hypergrad_lr: ArrayLike | None = None,
+    *,
+    base: str = 'sgd',
+    rate_optimizer: str | base.GradientTransformation = 'sgd',
+    momentum: ArrayLike = 0.9,
+    b1: ArrayLike = 0.9,
+    b2: ArrayLike = 0.999,
+    eps: ArrayLike = 1e-8,
+    per_leaf: bool = False,
+    min_learning_rate: ArrayLike | None = None,
+    max_learning_rate: ArrayLike | None = None,
+) -> base.GradientTransformationExtraArgs:
+  r"""Any base optimizer with its learning rate learned by hypergradients.
+
+  The general form behind every alias of this module: the ``base``
+  optimizer's direction :math:`d_t`, scaled by a rate :math:`\alpha_t` that
+  ``rate_optimizer`` moves along the hypergradient
+  :math:`h_t = -g_t \cdot d_{t-1}` (see :func:`scale_by_hypergradient`).
+
+  Args:
+    learning_rate: the initial rate :math:`\alpha_0`.
+    hypergrad_lr: :math:`\beta`, the step of the rate optimizer; None for the
+      seeds' default of the base (1e-3 for SGD and Nesterov, 1e-7 for Adam).
+    base: ``'sgd'``, ``'nesterov'``, ``'momentum'`` or ``'adam'``.
+    rate_optimizer: ``'sgd'``, ``'nesterov'``, ``'adam'`` or an Optax
+      transformation (then ``hypergrad_lr`` must be None).
+    momentum: the base's momentum (``'nesterov'``, ``'momentum'``).
+    b1: Adam's first-moment decay (``'adam'``).
+    b2: Adam's second-moment decay (``'adam'``).
+    eps: Adam's ``ε`` (``'adam'``).
+    per_leaf: one rate per parameter leaf instead of one global rate.
+    min_learning_rate: optional lower bound of the rate.
+    max_learning_rate: optional upper bound of the rate.
+
+  Returns:
+    A :class:`optax.GradientTransformationExtraArgs`.
+
+  Examples:
+    >>> import jax, jax.numpy as jnp, optax
+    >>> import optax_hypergrad as ohg
+    >>> f = lambda w: jnp.sum((w - 1.0) ** 2)
+    >>> tx = ohg.hypergradient_descent(
+    ...     0.01, base='nesterov', rate_optimizer='adam', hypergrad_lr=1e-3)
+    >>> w = jnp.zeros(3)
+    >>> state = tx.init(w)
+    >>> for _ in range(100):
+    ...   updates, state = tx.update(jax.grad(f)(w), state, w)
+    ...   w = optax.apply_updates(w, updates)
+    >>> print(f'loss {f(w):.1e}')
+    loss 9.6e-14
+
+  References:
+    Baydin et al, `Online Learning Rate Adaptation with Hypergradient Descent
+    <https://arxiv.org/abs/1703.04782>`_, 2018
+
+    Chandra et al, `Hypergradient based optimization methods
+    <https://openreview.net/forum?id=BkrsAzWAb>`_ (seed 001), 2019
+  """
+  direction = base_direction(base, momentum=momentum, b1=b1, b2=b2, eps=eps)
+  if hypergrad_lr is None and isinstance(rate_optimizer, str):
+    hypergrad_lr = _DEFAULT_HYPERGRAD_LR[base]
+  return hypergradient.scale_by_hypergradient(
+      direction,
+      learning_rate,
+      hypergrad_lr,
+      rate_optimizer=rate_optimizer,
+      per_leaf=per_leaf,
+      min_learning_rate=min_learning_rate,
+      max_learning_rate=max_learning_rate,
+  )
+
+
+def sgd_hd(
+    learning_rate: ArrayLike = 1e-3,
+    hypergrad_lr: ArrayLike = 0.001,
+    *,
+    per_leaf: bool = False,
+    min_learning_rate: ArrayLike | None = None,
+    max_learning_rate: ArrayLike | None = None,
+) -> base.GradientTransformationExtraArgs:
+  r"""SGD-HD: SGD, rate learned by HD.
+
+  The rate is moved by plain hypergradient descent (:math:`\alpha_t =
+  \alpha_{t-1} - \beta h_t`), along the hypergradient :math:`h_t = -g_t \cdot
+  d_{t-1}`; see :func:`hypergradient_descent`.
+
+  Args:
+    learning_rate: the initial rate :math:`\alpha_0`.
+    hypergrad_lr: :math:`\beta`, the step of the rate's optimizer.
+    per_leaf: one rate per parameter leaf instead of one global rate.
+    min_learning_rate: optional lower bound of the rate.
+    max_learning_rate: optional upper bound of the rate.
+
+  Returns:
+    A :class:`optax.GradientTransformationExtraArgs`.
+  """
+  return hypergradient_descent(
+      learning_rate, hypergrad_lr, base='sgd', rate_optimizer='sgd',
+      per_leaf=per_leaf, min_learning_rate=min_learning_rate,
+      max_learning_rate=max_learning_rate)
+
+
+def sgd_op_sgdn_lop(
+    learning_rate: ArrayLike = 1e-3,
+    hypergrad_lr: ArrayLike = 0.001,
+    *,
+    per_leaf: bool = False,
+    min_learning_rate: ArrayLike | None = None,
+    max_learning_rate: ArrayLike | None = None,
+) -> base.GradientTransformationExtraArgs:
+  r"""SGD_op-SGDN_lop: SGD, rate by SGDN_lop.
+
+  The rate is moved by Nesterov momentum on the rate (seed 001, Algorithm 1,
+  :math:`\mu = 0.9`), along the hypergradient :math:`h_t = -g_t \cdot
+  d_{t-1}`; see :func:`hypergradient_descent`.
+
+  Args:
+    learning_rate: the initial rate :math:`\alpha_0`.
+    hypergrad_lr: :math:`\beta`, the step of the rate's optimizer.
+    per_leaf: one rate per parameter leaf instead of one global rate.
+    min_learning_rate: optional lower bound of the rate.
+    max_learning_rate: optional upper bound of the rate.
+
+  Returns:
+    A :class:`optax.GradientTransformationExtraArgs`.
+  """
+  return hypergradient_descent(
+      learning_rate, hypergrad_lr, base='sgd', rate_optimizer='nesterov',
+      per_leaf=per_leaf, min_learning_rate=min_learning_rate,
+      max_learning_rate=max_learning_rate)
+
+
+def sgd_op_adam_lop(
+    learning_rate: ArrayLike = 1e-3,
+    hypergrad_lr: ArrayLike = 0.001,
+    *,
+    per_leaf: bool = False,
+    min_learning_rate: ArrayLike | None = None,
+    max_learning_rate: ArrayLike | None = None,
+) -> base.GradientTransformationExtraArgs:
+  r"""SGD_op-Adam_lop: SGD, rate by Adam_lop.
+
+  The rate is moved by Adam on the rate (seed 001, Algorithm 2, :math:`\beta_1
+  = 0.9, \beta_2 = 0.999, \epsilon = 10^{-8}`), along the hypergradient
+  :math:`h_t = -g_t \cdot d_{t-1}`; see :func:`hypergradient_descent`.
+
+  Args:
+    learning_rate: the initial rate :math:`\alpha_0`.
+    hypergrad_lr: :math:`\beta`, the step of the rate's optimizer.
+    per_leaf: one rate per parameter leaf instead of one global rate.
+    min_learning_rate: optional lower bound of the rate.
+    max_learning_rate: optional upper bound of the rate.
+
+  Returns:
+    A :class:`optax.GradientTransformationExtraArgs`.
+  """
+  return hypergradient_descent(
+      learning_rate, hypergrad_lr, base='sgd', rate_optimizer='adam',
+      per_leaf=per_leaf, min_learning_rate=min_learning_rate,
+      max_learning_rate=max_learning_rate)
+
+
+def sgdn_hd(
+    learning_rate: ArrayLike = 1e-3,
+    hypergrad_lr: ArrayLike = 0.001,
+    *,
+    momentum: ArrayLike = 0.9,
+    per_leaf: bool = False,
+    min_learning_rate: ArrayLike | None = None,
+    max_learning_rate: ArrayLike | None = None,
+) -> base.GradientTransformationExtraArgs:
+  r"""SGDN-HD: Nesterov SGD, rate learned by HD.
+
+  The rate is moved by plain hypergradient descent (:math:`\alpha_t =
+  \alpha_{t-1} - \beta h_t`), along the hypergradient :math:`h_t = -g_t \cdot
+  d_{t-1}`; see :func:`hypergradient_descent`.
+
+  Args:
+    learning_rate: the initial rate :math:`\alpha_0`.
+    hypergrad_lr: :math:`\beta`, the step of the rate's optimizer.
+    momentum: the Nesterov momentum :math:`\mu` of the base.
+    per_leaf: one rate per parameter leaf instead of one global rate.
+    min_learning_rate: optional lower bound of the rate.
+    max_learning_rate: optional upper bound of the rate.
+
+  Returns:
+    A :class:`optax.GradientTransformationExtraArgs`.
+  """
+  return hypergradient_descent(
+      learning_rate, hypergrad_lr, base='nesterov', rate_optimizer='sgd',
+      momentum=momentum,
+      per_leaf=per_leaf, min_learning_rate=min_learning_rate,
+      max_learning_rate=max_learning_rate)
+
+
+def sgdn_op_sgdn_lop(
+    learning_rate: ArrayLike = 1e-3,
+    hypergrad_lr: ArrayLike = 0.001,
+    *,
+    momentum: ArrayLike = 0.9,
+    per_leaf: bool = False,
+    min_learning_rate: ArrayLike | None = None,
+    max_learning_rate: ArrayLike | None = None,
+) -> base.GradientTransformationExtraArgs:
+  r"""SGDN_op-SGDN_lop: Nesterov SGD, rate by SGDN_lop.
+
+  The rate is moved by Nesterov momentum on the rate (seed 001, Algorithm 1,
+  :math:`\mu = 0.9`), along the hypergradient :math:`h_t = -g_t \cdot
+  d_{t-1}`; see :func:`hypergradient_descent`.
+
+  Args:
+    learning_rate: the initial rate :math:`\alpha_0`.
+    hypergrad_lr: :math:`\beta`, the step of the rate's optimizer.
+    momentum: the Nesterov momentum :math:`\mu` of the base.
+    per_leaf: one rate per parameter leaf instead of one global rate.
+    min_learning_rate: optional lower bound of the rate.
+    max_learning_rate: optional upper bound of the rate.
+
+  Returns:
+    A :class:`optax.GradientTransformationExtraArgs`.
+  """
+  return hypergradient_descent(
+      learning_rate, hypergrad_lr, base='nesterov', rate_optimizer='nesterov',
+      momentum=momentum,
+      per_leaf=per_leaf, min_learning_rate=min_learning_rate,
+      max_learning_rate=max_learning_rate)
+
+
+def sgdn_op_adam_lop(
+    learning_rate: ArrayLike = 1e-3,
+    hypergrad_lr: ArrayLike = 0.001,
+    *,
+    momentum: ArrayLike = 0.9,
+    per_leaf: bool = False,
+    min_learning_rate: ArrayLike | None = None,
+    max_learning_rate: ArrayLike | None = None,
+) -> base.GradientTransformationExtraArgs:
+  r"""SGDN_op-Adam_lop: Nesterov SGD, rate by Adam_lop.
+
+  The rate is moved by Adam on the rate (seed 001, Algorithm 2, :math:`\beta_1
+  = 0.9, \beta_2 = 0.999, \epsilon = 10^{-8}`), along the hypergradient
+  :math:`h_t = -g_t \cdot d_{t-1}`; see :func:`hypergradient_descent`.
+
+  Args:
+    learning_rate: the initial rate :math:`\alpha_0`.
+    hypergrad_lr: :math:`\beta`, the step of the rate's optimizer.
+    momentum: the Nesterov momentum :math:`\mu` of the base.
+    per_leaf: one rate per parameter leaf instead of one global rate.
+    min_learning_rate: optional lower bound of the rate.
+    max_learning_rate: optional upper bound of the rate.
+
+  Returns:
+    A :class:`optax.GradientTransformationExtraArgs`.
+  """
+  return hypergradient_descent(
+      learning_rate, hypergrad_lr, base='nesterov', rate_optimizer='adam',
+      momentum=momentum,
+      per_leaf=per_leaf, min_learning_rate=min_learning_rate,
+      max_learning_rate=max_learning_rate)
+
+
+def adam_hd(
+    learning_rate: ArrayLike = 1e-3,
+    hypergrad_lr: ArrayLike = 1e-07,
+    *,
+    b1: ArrayLike = 0.9,
+    b2: ArrayLike = 0.999,
+    eps: ArrayLike = 1e-8,
+    per_leaf: bool = False,
+    min_learning_rate: ArrayLike | None = None,
+    max_learning_rate: ArrayLike | None = None,
+) -> base.GradientTransformationExtraArgs:
+  r"""Adam-HD: Adam, rate learned by HD.
+
+  The rate is moved by plain hypergradient descent (:math:`\alpha_t =
+  \alpha_{t-1} - \beta h_t`), along the hypergradient :math:`h_t = -g_t \cdot
+  d_{t-1}`; see :func:`hypergradient_descent`.
+
+  Args:
+    learning_rate: the initial rate :math:`\alpha_0`.
+    hypergrad_lr: :math:`\beta`, the step of the rate's optimizer.
+    b1: Adam's first-moment decay.
+    b2: Adam's second-moment decay.
+    eps: Adam's :math:`\epsilon`, added to :math:`\sqrt{\hat v}`.
+    per_leaf: one rate per parameter leaf instead of one global rate.
+    min_learning_rate: optional lower bound of the rate.
+    max_learning_rate: optional upper bound of the rate.
+
+  Returns:
+    A :class:`optax.GradientTransformationExtraArgs`.
+  """
+  return hypergradient_descent(
+      learning_rate, hypergrad_lr, base='adam', rate_optimizer='sgd',
+      b1=b1, b2=b2, eps=eps,
+      per_leaf=per_leaf, min_learning_rate=min_learning_rate,
+      max_learning_rate=max_learning_rate)
+
+
+def adam_op_sgdn_lop(
+    learning_rate: ArrayLike = 1e-3,
+    hypergrad_lr: ArrayLike = 1e-07,
+    *,
+    b1: ArrayLike = 0.9,
+    b2: ArrayLike = 0.999,
+    eps: ArrayLike = 1e-8,
+    per_leaf: bool = False,
+    min_learning_rate: ArrayLike | None = None,
+    max_learning_rate: ArrayLike | None = None,
+) -> base.GradientTransformationExtraArgs:
+  r"""Adam_op-SGDN_lop: Adam, rate by SGDN_lop.
+
+  The rate is moved by Nesterov momentum on the rate (seed 001, Algorithm 1,
+  :math:`\mu = 0.9`), along the hypergradient :math:`h_t = -g_t \cdot
+  d_{t-1}`; see :func:`hypergradient_descent`.
+
+  Args:
+    learning_rate: the initial rate :math:`\alpha_0`.
+    hypergrad_lr: :math:`\beta`, the step of the rate's optimizer.
+    b1: Adam's first-moment decay.
+    b2: Adam's second-moment decay.
+    eps: Adam's :math:`\epsilon`, added to :math:`\sqrt{\hat v}`.
+    per_leaf: one rate per parameter leaf instead of one global rate.
+    min_learning_rate: optional lower bound of the rate.
+    max_learning_rate: optional upper bound of the rate.
+
+  Returns:
+    A :class:`optax.GradientTransformationExtraArgs`.
+  """
+  return hypergradient_descent(
+      learning_rate, hypergrad_lr, base='adam', rate_optimizer='nesterov',
+      b1=b1, b2=b2, eps=eps,
+      per_leaf=per_leaf, min_learning_rate=min_learning_rate,
+      max_learning_rate=max_learning_rate)
+
+
+def adam_op_adam_lop(
+    learning_rate: ArrayLike = 1e-3,
+    hypergrad_lr: ArrayLike = 1e-07,
+    *,
+    b1: ArrayLike = 0.9,
+    b2: ArrayLike = 0.999,
+    eps: ArrayLike = 1e-8,
+    per_leaf: bool = False,
+    min_learning_rate: ArrayLike | None = None,
+    max_learning_rate: ArrayLike | None = None,
+) -> base.GradientTransformationExtraArgs:
+  r"""Adam_op-Adam_lop: Adam, rate by Adam_lop.
+
+  The rate is moved by Adam on the rate (seed 001, Algorithm 2, :math:`\beta_1
+  = 0.9, \beta_2 = 0.999, \epsilon = 10^{-8}`), along the hypergradient
+  :math:`h_t = -g_t \cdot d_{t-1}`; see :func:`hypergradient_descent`.
+
+  Args:
+    learning_rate: the initial rate :math:`\alpha_0`.
+    hypergrad_lr: :math:`\beta`, the step of the rate's optimizer.
+    b1: Adam's first-moment decay.
+    b2: Adam's second-moment decay.
+    eps: Adam's :math:`\epsilon`, added to :math:`\sqrt{\hat v}`.
+    per_leaf: one rate per parameter leaf instead of one global rate.
+    min_learning_rate: optional lower bound of the rate.
+    max_learning_rate: optional upper bound of the rate.
+
+  Returns:
+    A :class:`optax.GradientTransformationExtraArgs`.
+  """
+  return hypergradient_descent(
+      learning_rate, hypergrad_lr, base='adam', rate_optimizer='adam',
+      b1=b1, b2=b2, eps=eps,
+      per_leaf=per_leaf, min_learning_rate=min_learning_rate,
+      max_learning_rate=max_learning_rate)

@@ -1,0 +1,156 @@
+"""The learned learning rate: its dtype, its hypergradient and its step.
+
+Every method of the package that learns a step size (HD and its ``_lop``
+variants, MARTHE) keeps the rate as a float32-or-wider scalar, or one scalar
+per parameter leaf, and moves it with an Optax transformation acting on that
+scalar. This module holds that shared machinery.
+"""
+
+import operator
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import optax
+from optax._src import base
+
+from optax_hypergrad._src import checks
+
+RATE_OPTIMIZERS = ('sgd', 'nesterov', 'adam')
+
+
+def rate_dtype(params: base.Params) -> jnp.dtype:
+  """The dtype of the learned rate: float32, or wider when params are wider.
+
+  A bfloat16 or float16 rate would round away the small hypergradient steps
+  (``β h`` is often 1e-7 of the rate), so the rate never goes below float32.
+  """
+  return jnp.promote_types(jnp.float32, optax.tree.dtype(params, 'highest'))
+
+
+def init_rate(
+    learning_rate: jax.typing.ArrayLike,
+    params: base.Params,
+    per_leaf: bool,
+) -> Any:
+  """The initial rate: a scalar, or a tree of scalars shaped like ``params``."""
+  dtype = rate_dtype(params)
+  if per_leaf:
+    return jax.tree.map(lambda _: jnp.asarray(learning_rate, dtype), params)
+  return jnp.asarray(learning_rate, dtype)
+
+
+def leaf_dots(x: base.Updates, y: base.Updates, dtype: jnp.dtype) -> Any:
+  """Per-leaf inner products ``x_i · y_i``, each as a scalar of ``dtype``."""
+  return jax.tree.map(
+      lambda a, b: jnp.sum(a.astype(dtype) * b.astype(dtype)), x, y
+  )
+
+
+def dot(x: base.Updates, y: base.Updates, dtype: jnp.dtype, per_leaf: bool):
+  """``x · y`` over the whole tree, or per leaf when ``per_leaf``."""
+  dots = leaf_dots(x, y, dtype)
+  if per_leaf:
+    return dots
+  return jax.tree.reduce(operator.add, dots, initializer=jnp.zeros([], dtype))
+
+
+def scale_by_rate(rate: Any, direction: base.Updates, per_leaf: bool):
+  """``-rate * direction``, in the dtype of each leaf of ``direction``."""
+  if per_leaf:
+    return jax.tree.map(lambda r, d: (-r).astype(d.dtype) * d, rate, direction)
+  return jax.tree.map(lambda d: (-rate).astype(d.dtype) * d, direction)
+
+
+def all_finite(tree: Any) -> jax.Array:
+  """Whether every element of every leaf of ``tree`` is finite."""
+  leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]
+  return jnp.all(jnp.stack(leaves)) if leaves else jnp.array(True)
+
+
+def clip_rate(rate: Any, min_learning_rate, max_learning_rate) -> Any:
+  """Clips the rate into ``[min_learning_rate, max_learning_rate]``."""
+  if min_learning_rate is None and max_learning_rate is None:
+    return rate
+  return jax.tree.map(
+      lambda r: jnp.clip(r, min_learning_rate, max_learning_rate).astype(
+          r.dtype
+      ),
+      rate,
+  )
+
+
+def step_rate(
+    rate: Any,
+    rate_state: base.OptState,
+    hypergradient: Any,
+    rate_optimizer: base.GradientTransformation,
+    min_learning_rate: jax.typing.ArrayLike | None = None,
+    max_learning_rate: jax.typing.ArrayLike | None = None,
+) -> tuple[Any, base.OptState]:
+  """One step of ``rate_optimizer`` on the rate, given its hypergradient.
+
+  ``α ← clip(α + u)`` with ``u`` what ``rate_optimizer`` proposes for the
+  gradient ``h`` (for ``optax.sgd(β)``, ``u = -β h``). A non-finite ``h``
+  leaves the rate and the rate optimizer's state as they were, so a NaN loss
+  or gradient never poisons the learned rate.
+
+  Args:
+    rate: the current rate, scalar or tree of scalars.
+    rate_state: the state of ``rate_optimizer``.
+    hypergradient: ``h = ∂L/∂α``, shaped like ``rate``.
+    rate_optimizer: any Optax transformation, applied to the scalar rate.
+    min_learning_rate: optional lower bound of the rate.
+    max_learning_rate: optional upper bound of the rate.
+
+  Returns:
+    The new rate and the new state of ``rate_optimizer``.
+  """
+  delta, new_rate_state = rate_optimizer.update(
+      hypergradient, rate_state, rate
+  )
+  new_rate = clip_rate(
+      optax.apply_updates(rate, delta), min_learning_rate, max_learning_rate
+  )
+  finite = all_finite(hypergradient)
+  new_rate = optax.tree.where(finite, new_rate, rate)
+  new_rate_state = optax.tree.where(finite, new_rate_state, rate_state)
+  return new_rate, new_rate_state
+
+
+def make_rate_optimizer(
+    rate_optimizer: str | base.GradientTransformation,
+    hypergrad_lr: jax.typing.ArrayLike | None,
+    default_hypergrad_lr: float,
+) -> base.GradientTransformation:
+  """The Optax transformation that moves the rate.
+
+  Args:
+    rate_optimizer: ``'sgd'`` (plain HD, ``α ← α - β h``), ``'nesterov'``
+      (seed 001's ``SGDN_lop``, Algorithm 1, momentum 0.9) or ``'adam'``
+      (``Adam_lop``, Algorithm 2, ``b1=0.9, b2=0.999, eps=1e-8``); or any
+      Optax transformation, which then brings its own step size.
+    hypergrad_lr: the step ``β`` of a named rate optimizer; None for
+      ``default_hypergrad_lr``. Must be None with a transformation.
+    default_hypergrad_lr: ``β`` when ``hypergrad_lr`` is None.
+
+  Returns:
+    An Optax transformation to apply to the scalar rate.
+  """
+  if isinstance(rate_optimizer, base.GradientTransformation):
+    if hypergrad_lr is not None:
+      raise ValueError(
+          'hypergrad_lr must be None when rate_optimizer is an Optax '
+          'transformation: give the step size to that transformation, e.g. '
+          'rate_optimizer=optax.adam(1e-7)'
+      )
+    return rate_optimizer
+  checks.check_choice('rate_optimizer', rate_optimizer, RATE_OPTIMIZERS)
+  if hypergrad_lr is None:
+    hypergrad_lr = default_hypergrad_lr
+  checks.check_scalar('hypergrad_lr', hypergrad_lr)
+  if rate_optimizer == 'sgd':
+    return optax.sgd(hypergrad_lr)
+  if rate_optimizer == 'nesterov':
+    return optax.sgd(hypergrad_lr, momentum=0.9, nesterov=True)
+  return optax.adam(hypergrad_lr, b1=0.9, b2=0.999, eps=1e-8)
