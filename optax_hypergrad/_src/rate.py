@@ -25,7 +25,10 @@ def rate_dtype(params: base.Params) -> jnp.dtype:
   A bfloat16 or float16 rate would round away the small hypergradient steps
   (``β h`` is often 1e-7 of the rate), so the rate never goes below float32.
   """
-  return jnp.promote_types(jnp.float32, optax.tree.dtype(params, 'highest'))
+  widest = jnp.dtype(optax.tree.dtype(params, 'highest'))
+  if jnp.issubdtype(widest, jnp.floating) and widest.itemsize > 4:
+    return widest
+  return jnp.dtype(jnp.float32)
 
 
 def init_rate(

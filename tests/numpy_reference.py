@@ -1,0 +1,103 @@
+"""Plain-NumPy transcriptions of ../shared/METHODS.md, for the tests.
+
+Written from the equations, on flat float64 vectors, sharing no code with the
+package: a test that compares the two compares the package to the math.
+"""
+
+import numpy as np
+
+
+def hd(grad_fn, w0, steps, *, base, lop, alpha0, beta, groups=None,
+       mu=0.9, b1=0.9, b2=0.999, eps=1e-8):
+  """METHODS.md §1–2: HD over a base optimizer, the rate moved by a `lop`.
+
+  Args:
+    grad_fn: w -> g (the gradient as the optimizer sees it).
+    w0: initial flat parameters.
+    steps: number of steps.
+    base: 'sgd', 'nesterov' or 'adam'.
+    lop: the rate's optimizer, 'sgd', 'nesterov' (Algorithm 1, μ=0.9) or
+      'adam' (Algorithm 2, 0.9/0.999/1e-8).
+    alpha0: initial rate.
+    beta: hyper-learning rate.
+    groups: list of index arrays, one rate per group; None for one global.
+
+  Returns:
+    (ws, alphas): parameters after each step, rates used at each step.
+  """
+  w = np.array(w0, np.float64)
+  groups = [np.arange(w.size)] if groups is None else groups
+  k = len(groups)
+  alpha = np.full(k, alpha0, np.float64)
+  d_prev = np.zeros_like(w)
+  v = np.zeros_like(w)  # Nesterov buffer
+  m, s = np.zeros_like(w), np.zeros_like(w)  # Adam moments
+  lv = np.zeros(k)  # SGDN_lop velocity
+  lm, ls = np.zeros(k), np.zeros(k)  # Adam_lop moments
+  ws, alphas = [], []
+  for t in range(1, steps + 1):
+    g = grad_fn(w)
+    # h_t = -g_t · d_{t-1}, per group
+    h = np.array([-g[ix] @ d_prev[ix] for ix in groups])
+    if lop == 'sgd':
+      alpha = alpha - beta * h
+    elif lop == 'nesterov':
+      lv = 0.9 * lv + h
+      alpha = alpha - beta * (h + 0.9 * lv)
+    elif lop == 'adam':
+      lm = 0.9 * lm + 0.1 * h
+      ls = 0.999 * ls + 0.001 * h**2
+      mhat, shat = lm / (1 - 0.9**t), ls / (1 - 0.999**t)
+      alpha = alpha - beta * mhat / (np.sqrt(shat) + 1e-8)
+    if base == 'sgd':
+      d = g
+    elif base == 'nesterov':
+      v = mu * v + g
+      d = g + mu * v
+    elif base == 'adam':
+      m = b1 * m + (1 - b1) * g
+      s = b2 * s + (1 - b2) * g**2
+      d = (m / (1 - b1**t)) / (np.sqrt(s / (1 - b2**t)) + eps)
+    step = np.zeros_like(w)
+    for a, ix in zip(alpha, groups):
+      step[ix] = a * d[ix]
+    w = w - step
+    d_prev = d
+    ws.append(w.copy())
+    alphas.append(alpha.copy())
+  return np.array(ws), np.array(alphas)
+
+
+class ReferenceSGDHD:
+  """The update order of the reference PyTorch `SGDHD.step` (METHODS.md §1).
+
+  In place, as the reference does it: the rate is raised by `β g·d_prev`
+  before the step; weight decay is folded into `g` first; the momentum buffer
+  starts as a copy of the first gradient; Nesterov stores `g + μ buf` as the
+  previous direction, *after* the step.
+  """
+
+  def __init__(self, w0, lr, hypergrad_lr, momentum=0.0, nesterov=False,
+               weight_decay=0.0):
+    self.w = np.array(w0, np.float64)
+    self.lr, self.hypergrad_lr = lr, hypergrad_lr
+    self.momentum, self.nesterov = momentum, nesterov
+    self.weight_decay = weight_decay
+    self.grad_prev = np.zeros_like(self.w)
+    self.buf = None
+
+  def step(self, grad):
+    grad = grad + self.weight_decay * self.w
+    h = grad @ self.grad_prev
+    self.lr += self.hypergrad_lr * h
+    if self.momentum != 0:
+      if self.buf is None:
+        self.buf = grad.copy()
+      else:
+        self.buf = self.momentum * self.buf + grad
+      if self.nesterov:
+        grad = grad + self.momentum * self.buf
+      else:
+        grad = self.buf
+    self.grad_prev = grad
+    self.w = self.w - self.lr * grad

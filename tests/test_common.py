@@ -1,0 +1,194 @@
+"""The matrix every optimizer of the package passes (after optax's contrib).
+
+Each entry names a factory, its kwargs for the convergence runs, and the
+extra arguments its update needs (``value=`` for L4, ``value_fn=`` for
+MARTHE), built from the loss and params of the step.
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from optax._src import test_utils
+
+import optax_hypergrad as ohg
+
+
+def _no_extra(loss_fn, params):
+  del loss_fn, params
+  return {}
+
+
+OPTIMIZERS = [
+    # (name, factory, kwargs that converge on the targets, extra-args builder)
+    # HD over SGD diverges on Rosenbrock for β >= 1e-4: the rate keeps
+    # growing along the valley (a known fragility of plain HD).
+    ('sgd_hd', ohg.sgd_hd, {'learning_rate': 0.001, 'hypergrad_lr': 1e-05},
+     _no_extra),
+    ('sgdn_hd', ohg.sgdn_hd, {'learning_rate': 0.001, 'hypergrad_lr': 1e-06},
+     _no_extra),
+    ('adam_hd', ohg.adam_hd, {'learning_rate': 0.001, 'hypergrad_lr': 0.0001},
+     _no_extra),
+    ('sgd_op_sgdn_lop', ohg.sgd_op_sgdn_lop,
+     {'learning_rate': 0.001, 'hypergrad_lr': 1e-07}, _no_extra),
+    ('sgdn_op_sgdn_lop', ohg.sgdn_op_sgdn_lop,
+     {'learning_rate': 0.001, 'hypergrad_lr': 1e-07}, _no_extra),
+    ('adam_op_adam_lop', ohg.adam_op_adam_lop,
+     {'learning_rate': 0.001, 'hypergrad_lr': 0.0001}, _no_extra),
+    ('sgd_op_adam_lop', ohg.sgd_op_adam_lop,
+     {'learning_rate': 0.001, 'hypergrad_lr': 0.0001}, _no_extra),
+    ('sgdn_op_adam_lop', ohg.sgdn_op_adam_lop,
+     {'learning_rate': 0.001, 'hypergrad_lr': 1e-05}, _no_extra),
+    ('adam_op_sgdn_lop', ohg.adam_op_sgdn_lop,
+     {'learning_rate': 0.001, 'hypergrad_lr': 1e-05}, _no_extra),
+    ('sgd_hd_per_leaf', ohg.sgd_hd,
+     {'learning_rate': 0.001, 'hypergrad_lr': 1e-05, 'per_leaf': True},
+     _no_extra),
+]
+IDS = [o[0] for o in OPTIMIZERS]
+
+
+def parabola(dtype):
+  target = jnp.array([1.0, -1.0, 1.0], dtype)
+  return jnp.array([-1.0, 10.0, 1.0], dtype), target, (
+      lambda p: jnp.sum((p - target) ** 2))
+
+
+def rosenbrock(dtype):
+  def f(p):
+    return (1.0 - p[0]) ** 2 + 100.0 * (p[1] - p[0] ** 2) ** 2
+  return jnp.zeros(2, dtype), jnp.ones(2, dtype), f
+
+
+def mixed_tree(dtype):
+  target = (jnp.array([1.0, -1.0, 2.0], dtype),
+            jnp.array([[1.0, 0.0], [-1.0, 1.0]], dtype))
+
+  def f(p):
+    return sum(jnp.sum((a - b) ** 2) for a, b in zip(p, target))
+  return (jnp.zeros(3, dtype), jnp.zeros((2, 2), dtype)), target, f
+
+
+def make_step(opt, loss_fn, extra):
+  def step(params, state):
+    value, grads = jax.value_and_grad(loss_fn)(params)
+    del value
+    updates, state = opt.update(grads, state, params, **extra(loss_fn, params))
+    return optax.apply_updates(params, updates), state
+  return step
+
+
+@pytest.mark.parametrize('name,factory,kwargs,extra', OPTIMIZERS, ids=IDS)
+def test_accepts_extra_args_and_does_not_recompile(name, factory, kwargs,
+                                                   extra):
+  del name
+  opt = factory(**kwargs)
+  params, _, loss_fn = rosenbrock(jnp.float32)
+  step = make_step(opt, loss_fn, lambda f, p: {
+      **extra(f, p), 'unexpected_extra_arg': 1})
+  step = jax.jit(step)
+  state = opt.init(params)
+  params, state = step(params, state)
+  with test_utils.log_compilations() as logs:
+    step(params, state)
+  assert not logs, 'recompiled on the second call'
+
+
+@pytest.mark.parametrize('target', [parabola, rosenbrock, mixed_tree])
+@pytest.mark.parametrize('name,factory,kwargs,extra', OPTIMIZERS, ids=IDS)
+def test_converges_in_scan(name, factory, kwargs, extra, target):
+  del name
+  params, final, loss_fn = target(jnp.float32)
+  opt = factory(**kwargs)
+  step = make_step(opt, loss_fn, extra)
+  state = opt.init(params)
+  state = optax.tree.map_params(opt, lambda v: v, state)
+
+  @jax.jit
+  def run(params, state):
+    return jax.lax.scan(lambda c, _: (step(*c), None), (params, state),
+                        length=30_000)[0]
+
+  params, _ = run(params, state)
+  test_utils.assert_trees_all_close(params, final, rtol=3e-2, atol=3e-2)
+
+
+@pytest.mark.parametrize('dtype', ['bfloat16', 'float32'])
+@pytest.mark.parametrize('name,factory,kwargs,extra', OPTIMIZERS, ids=IDS)
+def test_preserves_param_dtype(name, factory, kwargs, extra, dtype):
+  del name
+  opt = factory(**kwargs)
+  params = jnp.array([1.0, 2.0], jnp.dtype(dtype))
+  loss_fn = lambda x: jnp.sum(x**2)
+  state = jax.jit(opt.init)(params)
+  grads = jax.grad(loss_fn)(params)
+  updates, _ = jax.jit(
+      lambda g, s, p: opt.update(g, s, p, **extra(loss_fn, p)))(
+          grads, state, params)
+  assert updates.dtype == params.dtype
+
+
+@pytest.mark.parametrize('name,factory,kwargs,extra', OPTIMIZERS, ids=IDS)
+def test_inject_hyperparams(name, factory, kwargs, extra):
+  del name
+  opt = factory(**kwargs)
+  injected = optax.inject_hyperparams(factory)(**kwargs)
+  params = [-jnp.ones((2, 3)), jnp.ones((2, 5, 2))]
+  grads = [jnp.ones((2, 3)), -jnp.ones((2, 5, 2))]
+  loss_fn = lambda p: sum(jnp.sum(x**2) for x in p)
+  state, istate = opt.init(params), injected.init(params)
+  for _ in range(3):
+    updates, state = jax.jit(
+        lambda g, s, p: opt.update(g, s, p, **extra(loss_fn, p)))(
+            grads, state, params)
+    iupdates, istate = jax.jit(
+        lambda g, s, p: injected.update(g, s, p, **extra(loss_fn, p)))(
+            grads, istate, params)
+    # inject_hyperparams hands Adam's b1, b2 as float32 arrays, not Python
+    # floats, so its bias correction rounds differently: 1e-5 apart.
+    test_utils.assert_trees_all_close(iupdates, updates, rtol=1e-4)
+  test_utils.assert_trees_all_close(istate.inner_state, state, rtol=1e-4,
+                                    atol=1e-8)
+
+
+@pytest.mark.parametrize('name,factory,kwargs,extra', OPTIMIZERS, ids=IDS)
+def test_multi_steps(name, factory, kwargs, extra):
+  del name
+  opt = optax.MultiSteps(factory(**kwargs), every_k_schedule=4)
+  params = jnp.array([1.0, 2.0])
+  loss_fn = lambda x: jnp.sum(x**2)
+  state = jax.jit(opt.init)(params)
+  step = jax.jit(make_step(opt, loss_fn, extra))
+  seen = []
+  for _ in range(8):
+    new_params, state = step(params, state)
+    seen.append(bool(jnp.any(new_params != params)))
+    params = new_params
+  assert seen == [False, False, False, True] * 2
+
+
+@pytest.mark.parametrize('dtype', ['float16', 'bfloat16', 'float32', 'float64'])
+@pytest.mark.parametrize('name,factory,kwargs,extra', OPTIMIZERS, ids=IDS)
+def test_state_dtype_stable_under_cond(name, factory, kwargs, extra, dtype):
+  del name
+  with jax.enable_x64(dtype == 'float64'):
+    dtype = jnp.dtype(dtype)
+    opt = factory(**kwargs)
+    params, _, loss_fn = parabola(dtype)
+
+    @jax.jit
+    def step(params, state):
+      grads = jax.grad(loss_fn)(params)
+      cond = jax.random.randint(jax.random.key(0), (), 0, 2) == 0
+      updates, state = jax.lax.cond(
+          cond, lambda: opt.update(grads, state, params,
+                                   **extra(loss_fn, params)),
+          lambda: (jnp.zeros_like(params), state))
+      return optax.apply_updates(params, updates), state
+
+    state = opt.init(params)
+    for _ in range(2):
+      params, state = step(params, state)
+      assert params.dtype == dtype
+    assert np.all(np.isfinite(np.asarray(params, np.float32)))
