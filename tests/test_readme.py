@@ -9,7 +9,7 @@ import numpy as np
 README = pathlib.Path(__file__).resolve().parent.parent / 'README.md'
 
 
-def test_readme_example_trains():
+def test_readme_example_trains_with_adam_hd():
   blocks = re.findall(r'```python\n(.*?)```', README.read_text(), re.S)
   assert blocks, 'README has no python example'
   scope = {}
