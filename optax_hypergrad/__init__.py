@@ -5,6 +5,8 @@ from optax_hypergrad._src.alias import adam_op_adam_lop
 from optax_hypergrad._src.alias import adam_op_sgdn_lop
 from optax_hypergrad._src.alias import base_direction
 from optax_hypergrad._src.alias import hypergradient_descent
+from optax_hypergrad._src.alias import l4_adam
+from optax_hypergrad._src.alias import l4_mom
 from optax_hypergrad._src.alias import sgd_hd
 from optax_hypergrad._src.alias import sgd_op_adam_lop
 from optax_hypergrad._src.alias import sgd_op_sgdn_lop
@@ -13,6 +15,8 @@ from optax_hypergrad._src.alias import sgdn_op_adam_lop
 from optax_hypergrad._src.alias import sgdn_op_sgdn_lop
 from optax_hypergrad._src.hypergradient import scale_by_hypergradient
 from optax_hypergrad._src.hypergradient import ScaleByHypergradientState
+from optax_hypergrad._src.l4 import scale_by_l4
+from optax_hypergrad._src.l4 import ScaleByL4State
 
 __version__ = '0.1.0'
 
@@ -22,8 +26,12 @@ __all__ = (
     'adam_op_sgdn_lop',
     'base_direction',
     'hypergradient_descent',
+    'l4_adam',
+    'l4_mom',
     'scale_by_hypergradient',
     'ScaleByHypergradientState',
+    'scale_by_l4',
+    'ScaleByL4State',
     'sgd_hd',
     'sgd_op_adam_lop',
     'sgd_op_sgdn_lop',

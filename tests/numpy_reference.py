@@ -101,3 +101,32 @@ class ReferenceSGDHD:
         grad = self.buf
     self.grad_prev = grad
     self.w = self.w - self.lr * grad
+
+
+def l4(loss_grad_fn, w0, steps, *, variant, alpha=0.15, gamma=0.9, tau=1000.0,
+       gamma0=0.75, eps=1e-12, b1=0.9, b2=0.999, adam_eps=1e-4):
+  """METHODS.md §4: L4Mom (`variant='mom'`) or L4Adam (`'adam'`).
+
+  Returns:
+    (ws, etas): parameters after each step, effective rate of each step.
+  """
+  w = np.array(w0, np.float64)
+  m, s = np.zeros_like(w), np.zeros_like(w)
+  lmin = None
+  ws, etas = [], []
+  for t in range(1, steps + 1):
+    loss, grad = loss_grad_fn(w)
+    m = b1 * m + (1 - b1) * grad
+    g = m / (1 - b1**t)  # bias-corrected momentum: the gradient estimate
+    if variant == 'mom':
+      v = g
+    else:
+      s = b2 * s + (1 - b2) * grad**2
+      v = g / (np.sqrt(s / (1 - b2**t)) + adam_eps)
+    lmin = gamma0 * loss if t == 1 else min(lmin, loss)
+    eta = alpha * (loss - gamma * lmin) / (g @ v + eps)
+    w = w - eta * v
+    lmin = (1 + 1 / tau) * lmin
+    ws.append(w.copy())
+    etas.append(eta)
+  return np.array(ws), np.array(etas)

@@ -41,14 +41,19 @@ class Problem:
     return jnp.mean(jnp.logaddexp(0.0, z) - y * z)
 
   def grad_np(self, flat: np.ndarray) -> np.ndarray:
+    return self.loss_grad_np(flat)[1]
+
+  def loss_grad_np(self, flat: np.ndarray) -> tuple[float, np.ndarray]:
     b, w = flat[0], flat[1:]
     z = self.x @ w + b
     if self.name == 'least_squares':
       r = z - self.y
+      loss = 0.5 * np.mean(r**2)
     else:
+      loss = np.mean(np.logaddexp(0.0, z) - self.y * z)
       r = 1.0 / (1.0 + np.exp(-z)) - self.y
     n = len(self.y)
-    return np.concatenate([[r.mean()], self.x.T @ r / n])
+    return loss, np.concatenate([[r.mean()], self.x.T @ r / n])
 
 
 def least_squares(n=32, d=5, seed=0) -> Problem:

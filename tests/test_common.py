@@ -20,6 +20,10 @@ def _no_extra(loss_fn, params):
   return {}
 
 
+def _value(loss_fn, params):
+  return {'value': loss_fn(params)}
+
+
 OPTIMIZERS = [
     # (name, factory, kwargs that converge on the targets, extra-args builder)
     # HD over SGD diverges on Rosenbrock for β >= 1e-4: the rate keeps
@@ -45,6 +49,8 @@ OPTIMIZERS = [
     ('sgd_hd_per_leaf', ohg.sgd_hd,
      {'learning_rate': 0.001, 'hypergrad_lr': 1e-05, 'per_leaf': True},
      _no_extra),
+    ('l4_mom', ohg.l4_mom, {}, _value),
+    ('l4_adam', ohg.l4_adam, {}, _value),
 ]
 IDS = [o[0] for o in OPTIMIZERS]
 

@@ -25,9 +25,12 @@ def rate_dtype(params: base.Params) -> jnp.dtype:
   A bfloat16 or float16 rate would round away the small hypergradient steps
   (``β h`` is often 1e-7 of the rate), so the rate never goes below float32.
   """
-  widest = jnp.dtype(optax.tree.dtype(params, 'highest'))
-  if jnp.issubdtype(widest, jnp.floating) and widest.itemsize > 4:
-    return widest
+  # Not optax.tree.dtype: it promotes across leaves, which strict dtype
+  # promotion rejects for a bfloat16/float32 mix.
+  for leaf in jax.tree.leaves(params):
+    dtype = jnp.asarray(leaf).dtype
+    if jnp.issubdtype(dtype, jnp.floating) and dtype.itemsize > 4:
+      return dtype
   return jnp.dtype(jnp.float32)
 
 

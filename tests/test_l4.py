@@ -1,0 +1,251 @@
+"""L4Mom and L4Adam against METHODS.md §4, and L4's exact properties."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from flax import nnx
+
+import optax_hypergrad as ohg
+import numpy_reference as ref
+import problems
+
+# L4's gradient estimate is optax.ema(debias=True), not strict-promotion
+# clean; test_scale_by_l4_is_strict_promotion_clean checks our own code.
+pytestmark = pytest.mark.standard_promotion
+
+STEPS = 100
+# float32 rounds the Adam decays (0.999 -> 0.99900001), and 1 - b2**t at
+# t = 1 magnifies that to 1.3e-5: the transcription uses the decays as
+# float32 holds them, so it compares the math and not that rounding.
+B1, B2 = float(np.float32(0.9)), float(np.float32(0.999))
+VARIANTS = {'mom': ohg.l4_mom, 'adam': ohg.l4_adam}
+
+
+def run(tx, problem, steps=STEPS, scale=1.0, jit=True, dtype=jnp.float32):
+  """Runs ``tx`` on ``scale * loss``; returns flat params and rates."""
+  loss_fn = lambda p: scale * problem.loss(p)
+  params = problem.init(dtype)
+  state = tx.init(params)
+
+  def step(params, state):
+    loss, grads = jax.value_and_grad(loss_fn)(params)
+    updates, state = tx.update(grads, state, params, value=loss)
+    return optax.apply_updates(params, updates), state
+
+  step = jax.jit(step) if jit else step
+  ws, etas = [], []
+  for _ in range(steps):
+    params, state = step(params, state)
+    ws.append(problem.flat(params))
+    etas.append(float(state.learning_rate))
+  return np.array(ws), np.array(etas), state
+
+
+@pytest.mark.parametrize('make_problem', problems.PROBLEMS)
+@pytest.mark.parametrize('variant', list(VARIANTS))
+def test_matches_numpy_transcription(variant, make_problem):
+  problem = make_problem()
+  ws, etas, _ = run(VARIANTS[variant](), problem)
+  ref_ws, ref_etas = ref.l4(problem.loss_grad_np, problem.flat(problem.init()),
+                            STEPS, variant=variant, b1=B1, b2=B2)
+  np.testing.assert_allclose(ws, ref_ws, rtol=1e-5,
+                             atol=1e-5 * np.abs(ref_ws).max())
+  # Optax's Adam computes 1 - b2**t in float32: at t = 2 that is 0.001999
+  # with an ulp of 6e-8, a 3e-5 relative error no float32 code avoids. It
+  # fades as t grows: the first ten rates get 4e-5, the rest 1e-5.
+  np.testing.assert_allclose(etas[:10], ref_etas[:10], rtol=4e-5)
+  np.testing.assert_allclose(etas[10:], ref_etas[10:], rtol=1e-5)
+  assert ref_etas.max() > 3 * ref_etas.min()  # the rate really varies
+
+
+@pytest.mark.parametrize('variant', list(VARIANTS))
+def test_jit_and_no_jit_agree(variant):
+  problem = problems.logistic()
+  jitted, _, _ = run(VARIANTS[variant](), problem, steps=20)
+  eager, _, _ = run(VARIANTS[variant](), problem, steps=20, jit=False)
+  np.testing.assert_allclose(jitted, eager, rtol=1e-5, atol=1e-7)
+
+
+def _scales_and_problems(n=12, seed=0):
+  rng = np.random.default_rng(seed)
+  for i in range(n):
+    make = problems.PROBLEMS[i % 2]
+    yield 10.0 ** rng.uniform(-2, 2), make(seed=int(rng.integers(100)))
+
+
+def test_invariant_to_scaling_the_loss_l4_mom():
+  """Paper §2.3: L → aL (a > 0) leaves the trajectory unchanged.
+
+  Exactly with ``eps = 0``; the default ``eps = 1e-12`` added to ``g·v``
+  (which scales as a²) perturbs it by about ``eps / (a² g·v)``.
+  """
+  with jax.enable_x64(True):
+    for a, problem in _scales_and_problems():
+      for eps, rtol in [(0.0, 1e-7), (1e-12, 1e-4)]:
+        base, _, _ = run(ohg.l4_mom(eps=eps), problem, 60, dtype=jnp.float64)
+        scaled, _, _ = run(ohg.l4_mom(eps=eps), problem, 60, scale=a,
+                           dtype=jnp.float64)
+        np.testing.assert_allclose(scaled, base, rtol=rtol, atol=rtol * 1e-2,
+                                   err_msg=f'a={a}, eps={eps}')
+
+
+def test_invariant_to_scaling_the_loss_l4_adam_without_adam_eps():
+  """L4Adam is invariant only when Adam's ε is 0: ε breaks the scaling.
+
+  With the paper's ε = 1e-4 the direction m̂/(√ŝ + ε) changes shape with
+  the gradient's scale; without it the invariance is exact.
+  """
+  with jax.enable_x64(True):
+    for a, problem in _scales_and_problems():
+      exact = ohg.l4_adam(adam_eps=0.0, eps=0.0)
+      base, _, _ = run(exact, problem, 60, dtype=jnp.float64)
+      scaled, _, _ = run(exact, problem, 60, scale=a, dtype=jnp.float64)
+      np.testing.assert_allclose(scaled, base, rtol=1e-7, atol=1e-9,
+                                 err_msg=f'a={a}')
+    # ... and with ε = 1e-4 a small scale does change the trajectory.
+    problem = problems.least_squares()
+    base, _, _ = run(ohg.l4_adam(), problem, 60, dtype=jnp.float64)
+    scaled, _, _ = run(ohg.l4_adam(), problem, 60, scale=1e-3,
+                       dtype=jnp.float64)
+    assert np.abs(scaled - base).max() > 1e-3
+
+
+def test_rate_is_exactly_zero_at_zero_loss_and_at_a_new_minimum():
+  params = jnp.ones(3)
+  grads = jnp.ones(3)
+  tx = ohg.l4_mom()
+  state = tx.init(params)
+  _, state = tx.update(grads, state, params, value=jnp.asarray(2.0))
+  updates, state = tx.update(grads, state, params, value=jnp.asarray(0.0))
+  assert float(state.learning_rate) == 0.0
+  assert not np.any(np.asarray(updates))
+  # With γ = 1 the step aims at L_min itself: a new lowest loss (L = L_min
+  # after the min) gives exactly zero.
+  tx = ohg.l4_mom(gamma=1.0)
+  state = tx.init(params)
+  _, state = tx.update(grads, state, params, value=jnp.asarray(2.0))
+  _, state = tx.update(grads, state, params, value=jnp.asarray(1.0))
+  assert float(state.learning_rate) == 0.0
+
+
+def test_g_dot_v_nonnegative_for_shipped_pairings():
+  rng = np.random.default_rng(0)
+  for name, tx in [('mom', ohg.l4_mom()), ('adam', ohg.l4_adam())]:
+    params = jnp.zeros(20)
+    state = tx.init(params)
+    for t in range(1, 200):
+      g_raw = jnp.asarray(rng.standard_cauchy(20), jnp.float32)  # heavy tails
+      _, state = tx.update(g_raw, state, params, value=jnp.asarray(1.0))
+      g = state.gradient_state.ema / (1 - 0.9**t)
+      if name == 'mom':
+        v = g
+      else:
+        mu, nu = state.direction_state.mu, state.direction_state.nu
+        v = (mu / (1 - 0.9**t)) / (jnp.sqrt(nu / (1 - 0.999**t)) + 1e-4)
+      assert float(jnp.vdot(g, v)) >= 0.0, (name, t)
+
+
+def test_missing_value_says_how_to_pass_it():
+  tx = optax.chain(optax.clip_by_global_norm(1.0), ohg.l4_adam())
+  params = jnp.ones(3)
+  state = tx.init(params)
+  with pytest.raises(ValueError, match=r'value=loss'):
+    tx.update(params, state, params)
+  with pytest.raises(ValueError, match=r'value=loss'):
+    tx.update(params, state, params, loss=1.0)  # misspelled
+
+
+@pytest.mark.parametrize('kwargs,name', [
+    ({'alpha': 0.0}, 'alpha'), ({'alpha': -0.1}, 'alpha'),
+    ({'gamma': 1.5}, 'gamma'), ({'tau': 0.0}, 'tau'),
+    ({'gamma_0': -1.0}, 'gamma_0'), ({'eps': float('nan')}, 'eps'),
+    ({'b1': 1.0}, 'b1'),
+])
+def test_invalid_constants_raise(kwargs, name):
+  with pytest.raises(ValueError, match=name):
+    ohg.l4_mom(**kwargs)
+  with pytest.raises(ValueError, match=name):
+    ohg.l4_adam(**kwargs)
+
+
+def test_non_finite_loss_skips_the_step():
+  tx = ohg.l4_adam()
+  params = jnp.ones(3)
+  state = tx.init(params)
+  _, state = tx.update(jnp.ones(3), state, params, value=jnp.asarray(1.0))
+  for bad_loss, bad_grad in [(jnp.nan, jnp.ones(3)), (jnp.inf, jnp.ones(3)),
+                             (1.0, jnp.array([1.0, jnp.nan, 1.0]))]:
+    updates, new_state = tx.update(bad_grad, state, params,
+                                   value=jnp.asarray(bad_loss))
+    assert not np.any(np.asarray(updates))
+    jax.tree.map(np.testing.assert_array_equal, new_state, state)
+
+
+def test_negative_loss_never_steps_uphill():
+  tx = ohg.l4_mom()
+  params = jnp.ones(2)
+  state = tx.init(params)
+  for loss in [-1.0, -2.0, -0.5]:
+    updates, state = tx.update(jnp.ones(2), state, params,
+                               value=jnp.asarray(loss))
+    assert float(state.learning_rate) >= 0.0
+    assert np.all(np.asarray(updates) <= 0.0)  # never against the gradient
+
+
+def test_chained_and_in_flax_nnx_step():
+  """value= passes through optax.chain and nnx.Optimizer.update."""
+
+  class Model(nnx.Module):
+
+    def __init__(self, rngs):
+      self.linear = nnx.Linear(5, 1, rngs=rngs)
+
+    def __call__(self, x):
+      return self.linear(x)[:, 0]
+
+  problem = problems.least_squares()
+  x = jnp.asarray(problem.x, jnp.float32)
+  y = jnp.asarray(problem.y, jnp.float32)
+  make_tx = lambda: optax.chain(optax.clip_by_global_norm(10.0),
+                                ohg.l4_mom())
+  loss_of = lambda m: 0.5 * jnp.mean((m(x) - y) ** 2)
+
+  model = Model(nnx.Rngs(0))
+  optimizer = nnx.Optimizer(model, make_tx(), wrt=nnx.Param)
+
+  @nnx.jit
+  def train_step(model, optimizer):
+    loss, grads = nnx.value_and_grad(loss_of)(model)
+    optimizer.update(model, grads, value=loss)
+    return loss
+
+  nnx_losses = [float(train_step(model, optimizer)) for _ in range(50)]
+
+  tx = make_tx()
+  graphdef, params = nnx.split(Model(nnx.Rngs(0)), nnx.Param)
+  pure_loss = lambda p: loss_of(nnx.merge(graphdef, p))
+  state = tx.init(params)
+  losses = []
+  for _ in range(50):
+    loss, grads = jax.value_and_grad(pure_loss)(params)
+    updates, state = tx.update(grads, state, params, value=loss)
+    params = optax.apply_updates(params, updates)
+    losses.append(float(loss))
+  np.testing.assert_allclose(nnx_losses, losses, rtol=1e-5)
+  assert nnx_losses[-1] < 0.5 * nnx_losses[0]
+
+
+def test_scale_by_l4_is_strict_promotion_clean():
+  """Our code under strict promotion, with a bias-free gradient estimate."""
+  tx = ohg.scale_by_l4(optax.trace(0.9))
+  params = {'a': jnp.ones(3, jnp.bfloat16), 'b': jnp.ones(2, jnp.float32)}
+  with jax.numpy_dtype_promotion('strict'):
+    state = tx.init(params)
+    step = jax.jit(lambda g, s, p, v: tx.update(g, s, p, value=v))
+    for _ in range(3):
+      updates, state = step(params, state, params, jnp.asarray(1.0,
+                                                                jnp.float16))
+  assert updates['a'].dtype == jnp.bfloat16
+  assert state.learning_rate.dtype == jnp.float32
