@@ -7,6 +7,8 @@ from optax_hypergrad._src.alias import base_direction
 from optax_hypergrad._src.alias import hypergradient_descent
 from optax_hypergrad._src.alias import l4_adam
 from optax_hypergrad._src.alias import l4_mom
+from optax_hypergrad._src.alias import marthe
+from optax_hypergrad._src.alias import rtho
 from optax_hypergrad._src.alias import sgd_hd
 from optax_hypergrad._src.alias import sgd_op_adam_lop
 from optax_hypergrad._src.alias import sgd_op_sgdn_lop
@@ -17,6 +19,8 @@ from optax_hypergrad._src.hypergradient import scale_by_hypergradient
 from optax_hypergrad._src.hypergradient import ScaleByHypergradientState
 from optax_hypergrad._src.l4 import scale_by_l4
 from optax_hypergrad._src.l4 import ScaleByL4State
+from optax_hypergrad._src.marthe import scale_by_marthe
+from optax_hypergrad._src.marthe import ScaleByMartheState
 
 __version__ = '0.1.0'
 
@@ -28,10 +32,14 @@ __all__ = (
     'hypergradient_descent',
     'l4_adam',
     'l4_mom',
+    'marthe',
+    'rtho',
     'scale_by_hypergradient',
     'ScaleByHypergradientState',
     'scale_by_l4',
     'ScaleByL4State',
+    'scale_by_marthe',
+    'ScaleByMartheState',
     'sgd_hd',
     'sgd_op_adam_lop',
     'sgd_op_sgdn_lop',

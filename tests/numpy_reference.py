@@ -130,3 +130,42 @@ def l4(loss_grad_fn, w0, steps, *, variant, alpha=0.15, gamma=0.9, tau=1000.0,
     ws.append(w.copy())
     etas.append(eta)
   return np.array(ws), np.array(etas)
+
+
+def marthe(grad_hess_fn, w0, steps, *, eta0, beta0, mu0, kappa=0.0,
+           adapt_mu=False, momentum=0.0):
+  """METHODS.md §3 with the reference's μ and β rules, hand-derived tangent.
+
+  Base: SGD (`momentum=0`, `J = I - ηH`, `∂Φ/∂η = -g`) or heavy-ball
+  momentum (`v ← m v + g`, `w ← w - η v`), whose tangent is the reference's
+  hand derivation `Z_w ← μ[Z_w − η(H Z_w + m Z_v)] − (m v + g)`,
+  `Z_v ← μ(H Z_w + m Z_v)` — with the *current* η, not the initial one.
+
+  Returns:
+    (ws, etas, mus, betas, zs) after each step.
+  """
+  w = np.array(w0, np.float64)
+  z_w, z_v, v = np.zeros_like(w), np.zeros_like(w), np.zeros_like(w)
+  eta, beta, mu, c, b = eta0, beta0, mu0, 0.0, None
+  out = {'w': [], 'eta': [], 'mu': [], 'beta': [], 'z': []}
+  for t in range(steps):
+    g, hess = grad_hess_fn(w)
+    h = g @ z_w
+    eta = max(eta - beta * h, 0.0)
+    if adapt_mu and t > 0:
+      agree = g @ b
+      q = eta / agree if agree > 0 else 0.0
+      zq = min(max(q, 0.0), 1.0)
+      c = c * np.sign(mu) + mu
+      mu = zq ** (1.0 / (c + 1.0))
+    beta = max(beta + kappa * h * eta, 0.0)
+    hz = hess @ z_w
+    new_z_w = mu * (z_w - eta * (hz + momentum * z_v)) - (momentum * v + g)
+    z_v = mu * (hz + momentum * z_v)
+    z_w = new_z_w
+    v = momentum * v + g
+    w = w - eta * v
+    b = g
+    for k, x in zip(out, (w.copy(), eta, mu, beta, z_w.copy())):
+      out[k].append(x)
+  return {k: np.array(x) for k, x in out.items()}

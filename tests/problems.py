@@ -55,6 +55,16 @@ class Problem:
     n = len(self.y)
     return loss, np.concatenate([[r.mean()], self.x.T @ r / n])
 
+  def grad_hess_np(self, flat: np.ndarray):
+    """The gradient and the Hessian, analytically, in flat order."""
+    a = np.concatenate([np.ones((len(self.y), 1)), self.x], axis=1)
+    if self.name == 'least_squares':
+      weights = np.ones(len(self.y))
+    else:
+      p = 1.0 / (1.0 + np.exp(-(a @ flat)))
+      weights = p * (1 - p)
+    return self.grad_np(flat), (a.T * weights) @ a / len(self.y)
+
 
 def least_squares(n=32, d=5, seed=0) -> Problem:
   rng = np.random.default_rng(seed)

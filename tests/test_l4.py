@@ -249,3 +249,26 @@ def test_scale_by_l4_is_strict_promotion_clean():
                                                                 jnp.float16))
   assert updates['a'].dtype == jnp.bfloat16
   assert state.learning_rate.dtype == jnp.float32
+
+
+def test_badly_conditioned_regression_short():
+  """A short version of benchmarks/conditioning.py (seed 003 §3.1).
+
+  3 problems, 3000 steps, a 13-point grid. What holds at this scale: both L4
+  variants at their defaults end below the best constant-step SGD of the
+  grid, from an initial loss near 1e4. The paper's claim of 1000x below the
+  best Adam does not reproduce here (see docs/l4.md): L4 is level with it.
+  """
+  from benchmarks import conditioning  # pylint: disable=g-import-not-at-top
+
+  def geo_final(name, grid=None):
+    make_tx, default_grid = conditioning.METHODS[name]
+    curves = conditioning.final_losses(
+        make_tx, default_grid if grid is None else grid, [0, 1, 2], 3000)
+    return np.exp(np.log(curves[:, :, -1]).mean(axis=0))
+
+  best_sgd = np.nanmin(geo_final('sgd', np.logspace(-6, 0, 13)))
+  for name in ('l4_mom', 'l4_adam'):
+    final = geo_final(name)[0]
+    assert final < 1e-4, name
+    assert final < best_sgd, (name, final, best_sgd)

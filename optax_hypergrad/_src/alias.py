@@ -13,6 +13,7 @@ from optax._src import base
 from optax_hypergrad._src import checks
 from optax_hypergrad._src import hypergradient
 from optax_hypergrad._src import l4
+from optax_hypergrad._src import marthe as marthe_lib
 
 BASES = ('sgd', 'nesterov', 'momentum', 'adam')
 _DEFAULT_HYPERGRAD_LR = {'sgd': 1e-3, 'nesterov': 1e-3, 'momentum': 1e-3,
@@ -538,3 +539,109 @@ def l4_adam(
       optax.ema(b1, debias=True),
       optax.scale_by_adam(b1=b1, b2=b2, eps=adam_eps),
       alpha, gamma, tau, gamma_0, eps)
+
+
+def rtho(
+    learning_rate: ArrayLike = 0.01,
+    hypergrad_lr: ArrayLike = 1e-8,
+    *,
+    base: str = 'sgd',
+    momentum: ArrayLike = 0.9,
+    b1: ArrayLike = 0.9,
+    b2: ArrayLike = 0.999,
+    eps: ArrayLike = 1e-8,
+    max_learning_rate: ArrayLike | None = None,
+) -> base.GradientTransformationExtraArgs:
+  r"""RTHO: the rate learned through the full (undiscounted) tangent.
+
+  :func:`scale_by_marthe` with ``μ = 1`` (Franceschi et al. 2017): the
+  hypergradient of the loss w.r.t. a rate held fixed since the start, carried
+  forward in real time. The update takes ``value_fn=``.
+
+  Args:
+    learning_rate: the initial rate :math:`\eta_0`.
+    hypergrad_lr: the hyper-learning rate :math:`\beta`.
+    base: ``'sgd'``, ``'nesterov'``, ``'momentum'`` or ``'adam'``.
+    momentum: the base's momentum.
+    b1: Adam's first-moment decay.
+    b2: Adam's second-moment decay.
+    eps: Adam's :math:`\epsilon`.
+    max_learning_rate: optional upper bound of the rate (it is clamped at 0
+      from below, as in the paper).
+
+  Returns:
+    A :class:`optax.GradientTransformationExtraArgs` taking ``value_fn=``.
+
+  References:
+    Franceschi et al, `Forward and Reverse Gradient-Based Hyperparameter
+    Optimization <https://arxiv.org/abs/1703.01785>`_, 2017
+  """
+  direction = base_direction(base, momentum=momentum, b1=b1, b2=b2, eps=eps)
+  return marthe_lib.scale_by_marthe(
+      direction, learning_rate, hypergrad_lr, mu=1.0,
+      max_learning_rate=max_learning_rate)
+
+
+def marthe(
+    learning_rate: ArrayLike = 0.01,
+    hypergrad_lr: ArrayLike = 1e-8,
+    kappa: ArrayLike = 1e-6,
+    mu: ArrayLike = 0.0,
+    *,
+    base: str = 'sgd',
+    adapt_mu: bool = True,
+    momentum: ArrayLike = 0.9,
+    b1: ArrayLike = 0.9,
+    b2: ArrayLike = 0.999,
+    eps: ArrayLike = 1e-8,
+    max_learning_rate: ArrayLike | None = None,
+) -> base.GradientTransformationExtraArgs:
+  r"""MARTHE: discounted tangent, with ``μ`` and ``β`` adapted online.
+
+  :func:`scale_by_marthe` with the reference rule for ``μ`` (starting from
+  ``mu``; 0 makes the first step plain HD) and the hyper-learning rate moved
+  with step ``kappa``. Defaults are the reference code's (``η_0 = 0.01``,
+  ``β_0 = 1e-8``, ``κ = 1e-6``); the paper's were lost. The update takes
+  ``value_fn=`` and optionally ``validation_grad=``.
+
+  Args:
+    learning_rate: the initial rate :math:`\eta_0`.
+    hypergrad_lr: the initial hyper-learning rate :math:`\beta_0`.
+    kappa: the step of the hyper-learning rate (0 keeps it fixed).
+    mu: the starting discount :math:`\mu_0` (the fixed one if not
+      ``adapt_mu``).
+    base: ``'sgd'``, ``'nesterov'``, ``'momentum'`` or ``'adam'``.
+    adapt_mu: adapt ``μ`` online (MARTHE); False keeps ``mu`` fixed.
+    momentum: the base's momentum.
+    b1: Adam's first-moment decay.
+    b2: Adam's second-moment decay.
+    eps: Adam's :math:`\epsilon`.
+    max_learning_rate: optional upper bound of the rate.
+
+  Returns:
+    A :class:`optax.GradientTransformationExtraArgs` taking ``value_fn=``.
+
+  Examples:
+    >>> import jax, jax.numpy as jnp, optax
+    >>> import optax_hypergrad as ohg
+    >>> f = lambda w: jnp.sum(jnp.array([1.0, 10.0]) * (w - 1.0) ** 2)
+    >>> tx = ohg.marthe(learning_rate=0.01, hypergrad_lr=1e-4, kappa=1e-4)
+    >>> @jax.jit
+    ... def step(w, state):
+    ...   updates, state = tx.update(jax.grad(f)(w), state, w, value_fn=f)
+    ...   return optax.apply_updates(w, updates), state
+    >>> w = jnp.zeros(2)
+    >>> state = tx.init(w)
+    >>> for _ in range(100):
+    ...   w, state = step(w, state)
+    >>> print(f'loss {f(w):.1e}, rate {state.learning_rate:.3f}')
+    loss 2.3e-08, rate 0.042
+
+  References:
+    Donini et al, `Scheduling the Learning Rate via Hypergradients: New
+    Insights and a New Algorithm <https://arxiv.org/abs/1910.08525>`_, 2020
+  """
+  direction = base_direction(base, momentum=momentum, b1=b1, b2=b2, eps=eps)
+  return marthe_lib.scale_by_marthe(
+      direction, learning_rate, hypergrad_lr, mu=mu, kappa=kappa,
+      adapt_mu=adapt_mu, max_learning_rate=max_learning_rate)

@@ -1,0 +1,231 @@
+"""RTHO and MARTHE: the jvp tangent against the real unrolled run, the
+identities μ = 0 ≡ HD, and the reference's μ and β rules in NumPy."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from flax import nnx
+
+import optax_hypergrad as ohg
+import numpy_reference as ref
+import problems
+
+BASES = {
+    'sgd': lambda: optax.identity(),
+    'momentum': lambda: optax.trace(0.9),
+    'nesterov': lambda: optax.trace(0.9, nesterov=True),
+    'adam': lambda: optax.scale_by_adam(),
+}
+
+
+def run(tx, problem, steps, dtype=jnp.float32, jit=True, **extra):
+  params = problem.init(dtype)
+  state = tx.init(params)
+
+  def step(params, state):
+    grads = jax.grad(problem.loss)(params)
+    updates, state = tx.update(grads, state, params, value_fn=problem.loss,
+                               **extra)
+    return optax.apply_updates(params, updates), state
+
+  step = jax.jit(step) if jit else step
+  history = []
+  for _ in range(steps):
+    params, state = step(params, state)
+    history.append((problem.flat(params), state))
+  return history
+
+
+@pytest.mark.parametrize('base', list(BASES))
+@pytest.mark.parametrize('make_problem', problems.PROBLEMS)
+def test_tangent_is_the_derivative_of_the_unrolled_run(base, make_problem):
+  """μ = 1, fixed η: Z_T = dw_T/dη, by forward mode and finite differences."""
+  problem, steps = make_problem(), 25
+  eta = 0.05 if base != 'adam' else 0.01
+  with jax.enable_x64(True):
+    tx = ohg.scale_by_marthe(BASES[base](), eta, hypergrad_lr=0.0, mu=1.0)
+    _, state = run(tx, problem, steps, dtype=jnp.float64)[-1]
+    tangent = problem.flat(state.tangent)
+
+    def unrolled(eta):
+      """The real training run, as a function of its fixed rate."""
+      direction = BASES[base]()
+      params = problem.init(jnp.float64)
+
+      def step(carry, _):
+        params, s = carry
+        d, s = direction.update(jax.grad(problem.loss)(params), s, params)
+        return (jax.tree.map(lambda p, x: p - eta * x, params, d), s), None
+
+      (params, _), _ = jax.lax.scan(step, (params, direction.init(params)),
+                                    length=steps)
+      return jnp.concatenate([jnp.ravel(params['b']), params['w']])
+
+    eta = jnp.asarray(eta, jnp.float64)
+    _, forward = jax.jvp(unrolled, (eta,), (jnp.ones_like(eta),))
+    h = 1e-6
+    central = (unrolled(eta + h) - unrolled(eta - h)) / (2 * h)
+  assert np.abs(tangent).max() > 1e-3  # a real, non-trivial tangent
+  np.testing.assert_allclose(tangent, forward, rtol=1e-4, atol=1e-10)
+  np.testing.assert_allclose(tangent, central, rtol=1e-4,
+                             atol=1e-6 * np.abs(central).max())
+
+
+@pytest.mark.parametrize('base', ['sgd', 'nesterov', 'adam'])
+def test_mu_zero_is_hypergradient_descent(base):
+  problem = problems.logistic()
+  eta0, beta = (0.1, 1e-2) if base != 'adam' else (0.01, 1e-4)
+  marthe_tx = ohg.scale_by_marthe(BASES[base](), eta0, beta, mu=0.0)
+  hd_tx = ohg.scale_by_hypergradient(BASES[base](), eta0, beta,
+                                     min_learning_rate=0.0)
+  marthe_run = run(marthe_tx, problem, 50)
+  params, state = problem.init(), hd_tx.init(problem.init())
+  for t in range(50):
+    updates, state = hd_tx.update(jax.grad(problem.loss)(params), state,
+                                  params)
+    params = optax.apply_updates(params, updates)
+    m_params, m_state = marthe_run[t]
+    np.testing.assert_allclose(m_params, problem.flat(params), rtol=1e-6,
+                               atol=1e-7)
+    np.testing.assert_allclose(float(m_state.learning_rate),
+                               float(state.learning_rate), rtol=1e-6)
+  assert abs(float(state.learning_rate) - eta0) > 0.1 * eta0
+
+
+@pytest.mark.parametrize('momentum', [0.0, 0.9])
+@pytest.mark.parametrize('make_problem', problems.PROBLEMS)
+@pytest.mark.parametrize('adaptive', [False, True])
+def test_matches_numpy_transcription(adaptive, make_problem, momentum):
+  """Fixed μ = 0.9, or μ and β adapted by the reference rules."""
+  problem, steps = make_problem(), 50
+  kw = dict(eta0=0.05, beta0=1e-3, mu0=0.0 if adaptive else 0.9,
+            kappa=1e-2 if adaptive else 0.0)
+  direction = optax.trace(momentum) if momentum else optax.identity()
+  tx = ohg.scale_by_marthe(direction, kw['eta0'], kw['beta0'], mu=kw['mu0'],
+                           kappa=kw['kappa'], adapt_mu=adaptive)
+  with jax.enable_x64(True):
+    history = run(tx, problem, steps, dtype=jnp.float64)
+    w0 = problem.flat(problem.init(jnp.float64))
+  expected = ref.marthe(problem.grad_hess_np, w0, steps, adapt_mu=adaptive,
+                        momentum=momentum, **kw)
+  np.testing.assert_allclose([h[0] for h in history], expected['w'],
+                             rtol=1e-9, atol=1e-12)
+  for key, field in [('eta', 'learning_rate'), ('mu', 'mu'),
+                     ('beta', 'hypergrad_lr')]:
+    np.testing.assert_allclose([float(getattr(h[1], field)) for h in history],
+                               expected[key], rtol=1e-9, atol=1e-15,
+                               err_msg=key)
+  np.testing.assert_allclose(
+      [problem.flat(h[1].tangent) for h in history], expected['z'],
+      rtol=1e-9, atol=1e-12)
+  # The test means something only if the adapted quantities really moved.
+  assert np.ptp(expected['eta']) > 0.01 * kw['eta0']
+  if adaptive:
+    assert np.ptp(expected['mu']) > 0.1
+    assert np.ptp(expected['beta']) > 0.1 * kw['beta0']
+
+
+def test_float32_close_to_float64():
+  problem = problems.least_squares()
+  tx = ohg.marthe(0.05, 1e-3, kappa=1e-2)
+  f32 = run(tx, problem, 30)
+  with jax.enable_x64(True):
+    f64 = run(tx, problem, 30, dtype=jnp.float64)
+  np.testing.assert_allclose([h[0] for h in f32], [h[0] for h in f64],
+                             rtol=1e-4, atol=1e-5)
+
+
+def test_validation_gradient_drives_the_rate():
+  problem = problems.least_squares()
+  tx = ohg.rtho(0.05, 1e-3)
+  zero_val = jax.tree.map(jnp.zeros_like, problem.init())
+  history = run(tx, problem, 10, validation_grad=zero_val)
+  # ∇E = 0: the hypergradient is 0 and the rate never moves.
+  assert all(float(h[1].learning_rate) == np.float32(0.05) for h in history)
+  moved = run(tx, problem, 10)
+  assert float(moved[-1][1].learning_rate) != np.float32(0.05)
+
+
+def test_jit_and_no_jit_agree():
+  problem = problems.logistic()
+  tx = ohg.marthe(0.05, 1e-3, kappa=1e-2)
+  jitted = run(tx, problem, 15)
+  eager = run(tx, problem, 15, jit=False)
+  np.testing.assert_allclose([h[0] for h in jitted], [h[0] for h in eager],
+                             rtol=1e-5, atol=1e-7)
+
+
+def test_rate_is_clamped_at_zero_and_bounded_above():
+  problem = problems.least_squares()
+  high = run(ohg.rtho(0.05, 1.0, max_learning_rate=0.06), problem, 20)
+  rates = np.array([float(h[1].learning_rate) for h in high])
+  assert rates.min() >= 0.0 and rates.max() <= np.float32(0.06)
+  assert (rates == 0.0).any() or (rates == np.float32(0.06)).any()
+
+
+def test_missing_value_fn_says_how_to_pass_it():
+  tx = optax.chain(optax.clip_by_global_norm(1.0), ohg.marthe())
+  params = jnp.ones(3)
+  state = tx.init(params)
+  with pytest.raises(ValueError, match='value_fn='):
+    tx.update(params, state, params)
+  with pytest.raises(ValueError, match='value_fn='):
+    tx.update(params, state, params, value=1.0)
+
+
+@pytest.mark.parametrize('kwargs,name', [
+    ({'learning_rate': -1.0}, 'learning_rate'),
+    ({'hypergrad_lr': float('inf')}, 'hypergrad_lr'),
+    ({'mu': 1.5}, 'mu'), ({'kappa': -1.0}, 'kappa'),
+    ({'base': 'lion'}, 'base'),
+])
+def test_invalid_constants_raise(kwargs, name):
+  with pytest.raises(ValueError, match=name):
+    ohg.marthe(**kwargs)
+
+
+def test_chained_and_in_flax_nnx_step():
+  """value_fn through optax.chain and nnx.Optimizer, on the pure state."""
+
+  class Model(nnx.Module):
+
+    def __init__(self, rngs):
+      self.l1 = nnx.Linear(5, 8, rngs=rngs)
+      self.l2 = nnx.Linear(8, 1, rngs=rngs)
+
+    def __call__(self, x):
+      return self.l2(jnp.tanh(self.l1(x)))[:, 0]
+
+  problem = problems.least_squares()
+  x = jnp.asarray(problem.x, jnp.float32)
+  y = jnp.asarray(problem.y, jnp.float32)
+  make_tx = lambda: optax.chain(optax.clip_by_global_norm(10.0),
+                                ohg.marthe(0.05, 1e-3, kappa=1e-2))
+
+  model = Model(nnx.Rngs(0))
+  graphdef, _ = nnx.split(model, nnx.Param)
+  optimizer = nnx.Optimizer(model, make_tx(), wrt=nnx.Param)
+  pure_loss = lambda p: 0.5 * jnp.mean((nnx.merge(graphdef, p)(x) - y) ** 2)
+
+  @nnx.jit
+  def train_step(model, optimizer):
+    loss_of = lambda m: 0.5 * jnp.mean((m(x) - y) ** 2)
+    loss, grads = nnx.value_and_grad(loss_of)(model)
+    optimizer.update(model, grads, value_fn=pure_loss)
+    return loss
+
+  nnx_losses = [float(train_step(model, optimizer)) for _ in range(40)]
+
+  tx = make_tx()
+  _, params = nnx.split(Model(nnx.Rngs(0)), nnx.Param)
+  state = tx.init(params)
+  losses = []
+  for _ in range(40):
+    loss, grads = jax.value_and_grad(pure_loss)(params)
+    updates, state = tx.update(grads, state, params, value_fn=pure_loss)
+    params = optax.apply_updates(params, updates)
+    losses.append(float(loss))
+  np.testing.assert_allclose(nnx_losses, losses, rtol=1e-5)
+  assert nnx_losses[-1] < 0.5 * nnx_losses[0]
