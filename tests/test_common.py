@@ -24,6 +24,11 @@ def _value(loss_fn, params):
   return {'value': loss_fn(params)}
 
 
+def _value_fn(loss_fn, params):
+  del params
+  return {'value_fn': loss_fn}
+
+
 OPTIMIZERS = [
     # (name, factory, kwargs that converge on the targets, extra-args builder)
     # HD over SGD diverges on Rosenbrock for β >= 1e-4: the rate keeps
@@ -51,6 +56,15 @@ OPTIMIZERS = [
      _no_extra),
     ('l4_mom', ohg.l4_mom, {}, _value),
     ('l4_adam', ohg.l4_adam, {}, _value),
+    # RTHO converges on all three targets only for β <= 1e-7 at η_0 = 3e-4
+    # (1e-8 at 1e-3); MARTHE for every β in [1e-8, 1e-5] tried.
+    ('rtho', ohg.rtho, {'learning_rate': 3e-4, 'hypergrad_lr': 1e-7},
+     _value_fn),
+    ('marthe', ohg.marthe, {'learning_rate': 1e-3, 'hypergrad_lr': 1e-5},
+     _value_fn),
+    ('marthe_adam', ohg.marthe,
+     {'learning_rate': 1e-2, 'hypergrad_lr': 1e-6, 'base': 'adam'},
+     _value_fn),
 ]
 IDS = [o[0] for o in OPTIMIZERS]
 

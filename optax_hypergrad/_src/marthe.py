@@ -34,8 +34,9 @@ class ScaleByMartheState(NamedTuple):
     mu: the discount ``μ`` used by the last tangent update.
     mu_accum: ``c``, the accumulated ``μ`` of the adaptive rule.
     tangent: ``Z^w ≈ dw/dη``, shaped like the parameters.
-    state_tangent: the tangents of the base state's floating-point leaves,
-      in the order of ``jax.tree.leaves``.
+    state_tangent: the tangent of the base state: a tree shaped like it,
+      with the tangent at each floating-point leaf and None at the others
+      (step counters).
     prev_grad: the previous training gradient (adaptive ``μ`` only; an
       empty state otherwise).
     base_state: the base direction's state.
@@ -47,7 +48,7 @@ class ScaleByMartheState(NamedTuple):
   mu: jax.Array
   mu_accum: jax.Array
   tangent: base.Updates
-  state_tangent: tuple[jax.Array, ...]
+  state_tangent: Any
   prev_grad: Any
   base_state: base.OptState
   count: jax.Array
@@ -57,20 +58,22 @@ def _is_float(x) -> bool:
   return jnp.issubdtype(jnp.asarray(x).dtype, jnp.inexact)
 
 
+def _float_part(base_state, tangent):
+  """``tangent`` at the float leaves of ``base_state``, None elsewhere."""
+  return jax.tree.map(lambda x, t: t if _is_float(x) else None,
+                      base_state, tangent)
+
+
 def _state_tangent_in(base_state, state_tangent, mu):
   """The jvp tangent of the base state: ``μ Z^s`` on floats, float0 else."""
   leaves, treedef = jax.tree.flatten(base_state)
-  it = iter(state_tangent)
+  it = iter(jax.tree.leaves(state_tangent))  # None entries are dropped
   tangents = [
       (mu.astype(x.dtype) * next(it)) if _is_float(x)
       else np.zeros(jnp.shape(x), jax.dtypes.float0)
       for x in leaves
   ]
   return jax.tree.unflatten(treedef, tangents)
-
-
-def _float_leaves(tree) -> tuple[jax.Array, ...]:
-  return tuple(x for x in jax.tree.leaves(tree) if _is_float(x))
 
 
 def _adapt_mu(mu, mu_accum, eta, e_grad, prev_grad, dtype):
@@ -182,8 +185,8 @@ def scale_by_marthe(
         mu=jnp.asarray(mu, dtype),
         mu_accum=jnp.zeros([], dtype),
         tangent=optax.tree.zeros_like(params),
-        state_tangent=tuple(jnp.zeros_like(x)
-                            for x in _float_leaves(base_state)),
+        state_tangent=_float_part(base_state,
+                                  optax.tree.zeros_like(base_state)),
         prev_grad=(optax.tree.zeros_like(params) if adapt_mu
                    else base.EmptyState()),
         base_state=base_state,
@@ -246,7 +249,7 @@ def scale_by_marthe(
         mu=mu_t,
         mu_accum=mu_accum,
         tangent=tangent,
-        state_tangent=_float_leaves(ds),
+        state_tangent=_float_part(base_state, ds),
         prev_grad=updates if adapt_mu else state.prev_grad,
         base_state=base_state,
         count=optax.safe_increment(state.count),
