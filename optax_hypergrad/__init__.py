@@ -18,6 +18,9 @@ from optax_hypergrad._src.alias import sgdn_op_sgdn_lop
 from optax_hypergrad._src.hypergradient import scale_by_hypergradient
 from optax_hypergrad._src.hypergradient import ScaleByHypergradientState
 from optax_hypergrad._src.l4 import scale_by_l4
+from optax_hypergrad._src.lrs_opt import lrs_opt
+from optax_hypergrad._src.lrs_opt import LrsOptResult
+from optax_hypergrad._src.lrs_opt import unrolled_objective
 from optax_hypergrad._src.l4 import ScaleByL4State
 from optax_hypergrad._src.marthe import scale_by_marthe
 from optax_hypergrad._src.marthe import ScaleByMartheState
@@ -32,6 +35,8 @@ __all__ = (
     'hypergradient_descent',
     'l4_adam',
     'l4_mom',
+    'lrs_opt',
+    'LrsOptResult',
     'marthe',
     'rtho',
     'scale_by_hypergradient',
@@ -46,4 +51,5 @@ __all__ = (
     'sgdn_hd',
     'sgdn_op_adam_lop',
     'sgdn_op_sgdn_lop',
+    'unrolled_objective',
 )

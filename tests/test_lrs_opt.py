@@ -1,0 +1,72 @@
+"""LRS-OPT: the reverse-mode schedule gradient and the optimized schedule."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import optax_hypergrad as ohg
+
+
+def _mlp_problem(steps=40, batch=16, seed=0, dtype=jnp.float32):
+  """A small MLP on a fixed synthetic stream, with a held-out objective."""
+  rng = np.random.default_rng(seed)
+  w_true = rng.normal(size=(8, 3))
+  def data(n):
+    x = rng.normal(size=(n, 8)).astype(dtype)
+    return x, np.argmax(x @ w_true + 0.3 * rng.normal(size=(n, 3)), -1)
+  xs, ys = data(steps * batch)
+  batches = (jnp.asarray(xs.reshape(steps, batch, 8)),
+             jnp.asarray(ys.reshape(steps, batch)))
+  x_val, y_val = (jnp.asarray(a) for a in data(256))
+  k1, k2 = jax.random.split(jax.random.key(seed))
+  params = {'w1': 0.3 * jax.random.normal(k1, (8, 16), dtype),
+            'w2': 0.3 * jax.random.normal(k2, (16, 3), dtype)}
+
+  def loss_fn(params, batch):
+    x, y = batch
+    logits = jnp.tanh(x @ params['w1']) @ params['w2']
+    return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+
+  return params, batches, loss_fn, lambda p: loss_fn(p, (x_val, y_val))
+
+
+@pytest.mark.parametrize('direction', [None, optax.trace(0.9)],
+                         ids=['sgd', 'momentum'])
+def test_schedule_gradient_matches_finite_differences(direction):
+  with jax.enable_x64(True):
+    params, batches, loss_fn, objective = _mlp_problem(steps=10,
+                                                       dtype=jnp.float64)
+    f = lambda s: ohg.unrolled_objective(s, params, batches, loss_fn,
+                                         objective, direction)
+    schedule = jnp.linspace(0.3, 0.1, 10, dtype=jnp.float64)
+    grad = jax.grad(f)(schedule)
+    eps = 1e-6
+    for t in (0, 4, 9):
+      e = jnp.zeros(10).at[t].set(eps)
+      fd = (f(schedule + e) - f(schedule - e)) / (2 * eps)
+      np.testing.assert_allclose(grad[t], fd, rtol=1e-5)
+
+
+@pytest.mark.standard_promotion  # the default meta-optimizer is optax.adam
+def test_lowers_the_final_objective_of_a_small_mlp():
+  params, batches, loss_fn, objective = _mlp_problem()
+  initial = jnp.full(40, 0.1)
+  result = ohg.lrs_opt(initial, params, batches, loss_fn, objective,
+                       iterations=40)
+  assert result.objective.shape == (41,)
+  assert float(result.objective[-1]) < 0.8 * float(result.objective[0])
+  assert float(result.schedule.min()) >= 0.0
+  assert float(jnp.ptp(result.schedule)) > 0.05  # no longer constant
+  # The reported objective is that of a real run with the final schedule.
+  again = ohg.unrolled_objective(result.schedule, params, batches, loss_fn,
+                                 objective)
+  np.testing.assert_allclose(float(again), float(result.objective[-1]),
+                             rtol=1e-5)
+
+
+def test_invalid_schedule_shape():
+  with pytest.raises(ValueError, match='schedule'):
+    ohg.lrs_opt(jnp.ones((2, 2)), jnp.zeros(2), jnp.zeros((2, 2)),
+                lambda p, b: jnp.sum(p), jnp.sum)
