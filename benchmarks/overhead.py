@@ -1,0 +1,132 @@
+"""Per-step cost of the adaptation: method ÷ its base optimizer.
+
+A jitted training step (gradient, optimizer update, parameter update) timed
+for each method and for its constant-step base, side by side in one run,
+median of repeats, on the 784-1000-1000-10 MLP (batch 128) and a small MLP.
+``python -m benchmarks.overhead`` prints the ratio table and writes
+``results/overhead.json``. MARTHE is timed the way its docs recommend
+writing the step: the gradient from ``jax.value_and_grad`` passed as the
+updates and the minibatch loss as ``value_fn``, all inside one ``jit``.
+"""
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+import optax_hypergrad as ohg
+from benchmarks import models
+
+CASES = {
+    # name: (base name, factory)
+    'sgd': (None, lambda: optax.sgd(1e-3)),
+    'sgdn': (None, lambda: optax.sgd(1e-3, momentum=0.9, nesterov=True)),
+    'adam': (None, lambda: optax.adam(1e-3)),
+    'sgd_hd': ('sgd', lambda: ohg.sgd_hd()),
+    'sgdn_hd': ('sgdn', lambda: ohg.sgdn_hd()),
+    'adam_hd': ('adam', lambda: ohg.adam_hd()),
+    'adam_op_adam_lop': ('adam', lambda: ohg.adam_op_adam_lop()),
+    'l4_mom': ('sgdn', lambda: ohg.l4_mom()),
+    'l4_adam': ('adam', lambda: ohg.l4_adam()),
+    'marthe': ('sgd', lambda: ohg.marthe()),
+    'marthe_adam': ('adam', lambda: ohg.marthe(base='adam')),
+    'rtho': ('sgd', lambda: ohg.rtho()),
+}
+
+MODELS = {
+    'mlp_784_1000_1000_10_b128': ((784, 1000, 1000, 10), 128),
+    'mlp_40_100_100_10_b128': ((40, 100, 100, 10), 128),  # MNIST-1D sized
+}
+
+
+def make_step(tx):
+  tx = optax.with_extra_args_support(tx)
+
+  @jax.jit
+  def step(params, state, x, y):
+    loss_of = lambda p: models.cross_entropy(p, x, y)
+    loss, grads = jax.value_and_grad(loss_of)(params)
+    updates, state = tx.update(grads, state, params, value=loss,
+                               value_fn=loss_of)
+    return optax.apply_updates(params, updates), state, loss
+
+  return step
+
+
+def time_steps(step, params, state, x, y, n):
+  params, state, loss = step(params, state, x, y)  # compile
+  jax.block_until_ready(loss)
+  t0 = time.perf_counter()
+  for _ in range(n):
+    params, state, loss = step(params, state, x, y)
+  jax.block_until_ready((params, state, loss))
+  return (time.perf_counter() - t0) / n
+
+
+def measure(sizes, batch, names, repeats, n):
+  key = jax.random.key(0)
+  params = models.mlp_init(key, sizes)
+  x = jax.random.normal(key, (batch, sizes[0]), jnp.float32)
+  y = jax.random.randint(key, (batch,), 0, sizes[-1])
+  steps = {name: make_step(CASES[name][1]()) for name in names}
+  states = {name: CASES[name][1]().init(params) for name in names}
+  times = {name: [] for name in names}
+  for r in range(repeats):  # interleaved, so drift hits every method alike
+    for name in names:
+      times[name].append(time_steps(steps[name], params, states[name], x, y,
+                                    n))
+    print(f'  repeat {r + 1}/{repeats}', flush=True)
+  return {name: float(np.median(t)) for name, t in times.items()}
+
+
+def main(argv=None):
+  parser = argparse.ArgumentParser(description=__doc__)
+  parser.add_argument('--repeats', type=int, default=7)
+  parser.add_argument('--steps', type=int, default=20,
+                      help='steps per timed repeat')
+  parser.add_argument('--methods', nargs='*', choices=sorted(CASES))
+  parser.add_argument('--out', default='results')
+  args = parser.parse_args(argv)
+  os.makedirs(args.out, exist_ok=True)
+  names = args.methods or list(CASES)
+  names = sorted(set(names) | {CASES[n][0] for n in names if CASES[n][0]},
+                 key=list(CASES).index)
+  device = jax.devices()[0]
+  machine = (f'{device.platform}: {device.device_kind}, '
+             f'{os.cpu_count()} cores, {platform.processor() or "?"}')
+  results = {'machine': machine, 'repeats': args.repeats, 'models': {}}
+  print(f'device: {machine}')
+  for model, (sizes, batch) in MODELS.items():
+    print(f'{model}:', flush=True)
+    t = measure(sizes, batch, names, args.repeats, args.steps)
+    results['models'][model] = {
+        name: {'seconds_per_step': t[name],
+               'base': CASES[name][0],
+               'ratio': (t[name] / t[CASES[name][0]] if CASES[name][0]
+                         else 1.0)}
+        for name in names}
+  print(f'\nmedian of {args.repeats} repeats, {machine}\n')
+  header = '| method | base | ' + ' | '.join(
+      f'{m}: ms/step | ratio' for m in MODELS) + ' |'
+  print(header)
+  print('|---|---|' + '---|---|' * len(MODELS))
+  for name in names:
+    cells = []
+    for model in MODELS:
+      r = results['models'][model][name]
+      cells.append(f'{1e3 * r["seconds_per_step"]:.2f} | {r["ratio"]:.2f}×')
+    print(f'| {name} | {CASES[name][0] or "-"} | ' + ' | '.join(cells) + ' |')
+  with open(os.path.join(args.out, 'overhead.json'), 'w') as f:
+    json.dump(results, f)
+  return 0
+
+
+if __name__ == '__main__':
+  sys.exit(main())
