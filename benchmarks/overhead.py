@@ -24,6 +24,25 @@ import optax
 import optax_hypergrad as ohg
 from benchmarks import models
 
+def grad_hvp_floor(learning_rate=1e-3):
+  """Reference row: an SGD step plus one Hessian-vector product, nothing else.
+
+  The HVP ``H v`` is kept in the state (so XLA cannot drop it) and used as the
+  next ``v``: the least a method needing one gradient and one HVP per step
+  can cost.
+  """
+  def init(params):
+    return jax.tree.map(jnp.ones_like, params)
+
+  def update(updates, state, params, *, value_fn, **extra):
+    del extra
+    _, hvp = jax.jvp(jax.grad(value_fn), (params,), (state,))
+    hvp = jax.tree.map(lambda h: h / (1.0 + jnp.max(jnp.abs(h))), hvp)
+    return jax.tree.map(lambda g: -learning_rate * g, updates), hvp
+
+  return optax.GradientTransformationExtraArgs(init, update)
+
+
 CASES = {
     # name: (base name, factory)
     'sgd': (None, lambda: optax.sgd(1e-3)),
@@ -38,6 +57,7 @@ CASES = {
     'marthe': ('sgd', lambda: ohg.marthe()),
     'marthe_adam': ('adam', lambda: ohg.marthe(base='adam')),
     'rtho': ('sgd', lambda: ohg.rtho()),
+    'grad+hvp floor': ('sgd', grad_hvp_floor),
 }
 
 MODELS = {
