@@ -1,7 +1,8 @@
 """The methods compared, each at its papers' default settings.
 
-Every method starts from the same rate ``α_0 = 0.001`` (seeds 000/001): the
-constant-step baselines keep it, the HD family adapts it.
+The HD family starts from the seeds' ``α_0 = 0.001``, as do the constant-step
+baselines; L4 has no initial rate (α = 0.15 is a fraction of the linearized
+step); MARTHE starts from the reference code's ``η_0 = 0.01``.
 """
 
 import optax
@@ -20,9 +21,14 @@ METHODS = {
     'adam': lambda: optax.adam(ALPHA0),
     'adam_hd': lambda: ohg.adam_hd(ALPHA0),
     'adam_op_adam_lop': lambda: ohg.adam_op_adam_lop(ALPHA0),
+    'l4_mom': lambda: ohg.l4_mom(),
+    'l4_adam': lambda: ohg.l4_adam(),
+    'marthe': lambda: ohg.marthe(),
 }
 
 # Which constant-step base each adaptive method is compared against.
 BASE_OF = {
-    name: name.split('_')[0] for name in METHODS if '_' in name
+    name: name.split('_')[0] for name in METHODS
+    if '_' in name and name.split('_')[0] in METHODS
 }
+BASE_OF.update({'l4_mom': 'sgdn', 'l4_adam': 'adam', 'marthe': 'sgd'})

@@ -8,16 +8,17 @@ def _smooth(y, k):
   return np.convolve(y, np.ones(k) / k, mode='valid')
 
 
-_FAMILY_COLORS = {'sgd': 'tab:blue', 'sgdn': 'tab:red', 'adam': 'tab:green'}
+_FAMILY_COLORS = {'sgd': 'tab:blue', 'sgdn': 'tab:red', 'adam': 'tab:green',
+                  'l4': 'tab:purple', 'marthe': 'tab:orange'}
 
 
 def _style(name):
   """One colour per base optimizer, one line style per variant."""
   family = name.split('_')[0]
   color = _FAMILY_COLORS.get(family)
-  if '_' not in name:
+  if name in ('sgd', 'sgdn', 'adam'):
     return dict(color=color, linestyle=':', linewidth=2.0)  # constant rate
-  if name.endswith('_lop'):
+  if name.endswith('_lop') or name == 'l4_adam':
     return dict(color=color, linestyle='--', linewidth=1.3)
   return dict(color=color, linestyle='-', linewidth=1.3)
 

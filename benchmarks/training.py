@@ -41,9 +41,10 @@ def make_run(tx, sizes, data, *, epochs, batch_size):
 
     def step(carry, idx):
       params, state = carry
-      loss, grads = jax.value_and_grad(models.cross_entropy)(
-          params, x_tr[idx], y_tr[idx])
-      updates, state = tx.update(grads, state, params, value=loss)
+      loss_of = lambda p: models.cross_entropy(p, x_tr[idx], y_tr[idx])
+      loss, grads = jax.value_and_grad(loss_of)(params)
+      updates, state = tx.update(grads, state, params, value=loss,
+                                 value_fn=loss_of)
       lr = optax.tree.get(state, 'learning_rate', jnp.nan)
       lr = jnp.mean(jnp.stack([jnp.asarray(v, jnp.float32)
                                for v in jax.tree.leaves(lr)]))
