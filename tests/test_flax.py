@@ -8,6 +8,7 @@ import pytest
 from flax import nnx
 
 import optax_hypergrad as ohg
+import nnx_helpers
 
 
 class MLP(nnx.Module):
@@ -40,35 +41,11 @@ def _loss(model, x, y):
 ], ids=['sgdn_hd', 'chain_adam_op_adam_lop', 'sgd_hd_per_leaf'])
 def test_nnx_optimizer_matches_plain_optax(make_tx):
   x, y = _data()
-  model = MLP(nnx.Rngs(0))
-  optimizer = nnx.Optimizer(model, make_tx(), wrt=nnx.Param)
-
-  @nnx.jit
-  def train_step(model, optimizer, x, y):
-    loss, grads = nnx.value_and_grad(_loss)(model, x, y)
-    optimizer.update(model, grads)
-    return loss
-
-  nnx_losses = [float(train_step(model, optimizer, x, y)) for _ in range(30)]
-
-  # The same run in plain Optax on the pure parameter state of a twin model
-  # (same seed, so same initial weights).
-  tx = make_tx()
-  graphdef, params = nnx.split(MLP(nnx.Rngs(0)), nnx.Param)
-  pure_loss = lambda p: _loss(nnx.merge(graphdef, p), x, y)
-  state = tx.init(params)
-  losses = []
-  for _ in range(30):
-    loss, grads = jax.value_and_grad(pure_loss)(params)
-    updates, state = tx.update(grads, state, params)
-    params = optax.apply_updates(params, updates)
-    losses.append(float(loss))
-
-  np.testing.assert_allclose(nnx_losses, losses, rtol=1e-5)
-  assert nnx_losses[-1] < 0.9 * nnx_losses[0]
+  losses, optimizer, state = nnx_helpers.run_nnx_and_optax(
+      lambda: MLP(nnx.Rngs(0)), make_tx, lambda m: _loss(m, x, y), 30)
+  assert losses[-1] < 0.9 * losses[0]
   # The live rate, read from the NNX optimizer's state, matches Optax's.
-  nnx_rate = optax.tree.get(nnx.as_pure(optimizer.opt_state),
-                            'learning_rate')
+  nnx_rate = optax.tree.get(nnx.as_pure(optimizer.opt_state), 'learning_rate')
   rate = optax.tree.get(state, 'learning_rate')
   np.testing.assert_allclose(
       np.array(jax.tree.leaves(nnx_rate)), np.array(jax.tree.leaves(rate)),

@@ -8,6 +8,7 @@ import pytest
 from flax import nnx
 
 import optax_hypergrad as ohg
+import nnx_helpers
 import numpy_reference as ref
 import problems
 
@@ -212,29 +213,10 @@ def test_chained_and_in_flax_nnx_step():
                                 ohg.l4_mom())
   loss_of = lambda m: 0.5 * jnp.mean((m(x) - y) ** 2)
 
-  model = Model(nnx.Rngs(0))
-  optimizer = nnx.Optimizer(model, make_tx(), wrt=nnx.Param)
-
-  @nnx.jit
-  def train_step(model, optimizer):
-    loss, grads = nnx.value_and_grad(loss_of)(model)
-    optimizer.update(model, grads, value=loss)
-    return loss
-
-  nnx_losses = [float(train_step(model, optimizer)) for _ in range(50)]
-
-  tx = make_tx()
-  graphdef, params = nnx.split(Model(nnx.Rngs(0)), nnx.Param)
-  pure_loss = lambda p: loss_of(nnx.merge(graphdef, p))
-  state = tx.init(params)
-  losses = []
-  for _ in range(50):
-    loss, grads = jax.value_and_grad(pure_loss)(params)
-    updates, state = tx.update(grads, state, params, value=loss)
-    params = optax.apply_updates(params, updates)
-    losses.append(float(loss))
-  np.testing.assert_allclose(nnx_losses, losses, rtol=1e-5)
-  assert nnx_losses[-1] < 0.5 * nnx_losses[0]
+  losses, _, _ = nnx_helpers.run_nnx_and_optax(
+      lambda: Model(nnx.Rngs(0)), make_tx, loss_of, 50,
+      lambda loss, pure_loss: {'value': loss})
+  assert losses[-1] < 0.5 * losses[0]
 
 
 def test_scale_by_l4_is_strict_promotion_clean():
