@@ -437,6 +437,9 @@ def l4_mom(
     gamma_0: ArrayLike = 0.75,
     eps: ArrayLike = 1e-12,
     b1: ArrayLike = 0.9,
+    *,
+    min_learning_rate: ArrayLike | None = None,
+    max_learning_rate: ArrayLike | None = None,
 ) -> base.GradientTransformationExtraArgs:
   r"""L4Mom: L4's step size on a bias-corrected momentum direction.
 
@@ -451,6 +454,8 @@ def l4_mom(
     gamma_0: ``L_min`` starts at ``gamma_0`` times the first loss.
     eps: regularizes the division by ``g·v``.
     b1: the momentum decay (timescale 10 for 0.9).
+    min_learning_rate: optional lower bound of the effective rate.
+    max_learning_rate: optional upper bound of the effective rate.
 
   Returns:
     A :class:`optax.GradientTransformationExtraArgs` taking ``value=``.
@@ -478,7 +483,9 @@ def l4_mom(
   """
   checks.check_scalar('b1', b1, high=1.0, high_inclusive=False)
   return l4.scale_by_l4(
-      optax.ema(b1, debias=True), None, alpha, gamma, tau, gamma_0, eps)
+      optax.ema(b1, debias=True), None, alpha, gamma, tau, gamma_0, eps,
+      min_learning_rate=min_learning_rate,
+      max_learning_rate=max_learning_rate)
 
 
 def l4_adam(
@@ -490,6 +497,9 @@ def l4_adam(
     b1: ArrayLike = 0.9,
     b2: ArrayLike = 0.999,
     adam_eps: ArrayLike = 1e-4,
+    *,
+    min_learning_rate: ArrayLike | None = None,
+    max_learning_rate: ArrayLike | None = None,
 ) -> base.GradientTransformationExtraArgs:
   r"""L4Adam: L4's step size on Adam's direction.
 
@@ -507,6 +517,8 @@ def l4_adam(
     b1: decay of the first moment (and of the gradient estimate).
     b2: decay of the second moment.
     adam_eps: Adam's ``ε``, added outside the root.
+    min_learning_rate: optional lower bound of the effective rate.
+    max_learning_rate: optional upper bound of the effective rate.
 
   Returns:
     A :class:`optax.GradientTransformationExtraArgs` taking ``value=``.
@@ -538,7 +550,8 @@ def l4_adam(
   return l4.scale_by_l4(
       optax.ema(b1, debias=True),
       optax.scale_by_adam(b1=b1, b2=b2, eps=adam_eps),
-      alpha, gamma, tau, gamma_0, eps)
+      alpha, gamma, tau, gamma_0, eps, min_learning_rate=min_learning_rate,
+      max_learning_rate=max_learning_rate)
 
 
 def rtho(
@@ -550,6 +563,7 @@ def rtho(
     b1: ArrayLike = 0.9,
     b2: ArrayLike = 0.999,
     eps: ArrayLike = 1e-8,
+    min_learning_rate: ArrayLike | None = 0.0,
     max_learning_rate: ArrayLike | None = None,
 ) -> base.GradientTransformationExtraArgs:
   r"""RTHO: the rate learned through the full (undiscounted) tangent.
@@ -566,8 +580,8 @@ def rtho(
     b1: Adam's first-moment decay.
     b2: Adam's second-moment decay.
     eps: Adam's :math:`\epsilon`.
-    max_learning_rate: optional upper bound of the rate (it is clamped at 0
-      from below, as in the paper).
+    min_learning_rate: lower bound of the rate: 0 as in the paper.
+    max_learning_rate: optional upper bound of the rate.
 
   Returns:
     A :class:`optax.GradientTransformationExtraArgs` taking ``value_fn=``.
@@ -579,6 +593,7 @@ def rtho(
   direction = base_direction(base, momentum=momentum, b1=b1, b2=b2, eps=eps)
   return marthe_lib.scale_by_marthe(
       direction, learning_rate, hypergrad_lr, mu=1.0,
+      min_learning_rate=min_learning_rate,
       max_learning_rate=max_learning_rate)
 
 
@@ -594,6 +609,7 @@ def marthe(
     b1: ArrayLike = 0.9,
     b2: ArrayLike = 0.999,
     eps: ArrayLike = 1e-8,
+    min_learning_rate: ArrayLike | None = 0.0,
     max_learning_rate: ArrayLike | None = None,
 ) -> base.GradientTransformationExtraArgs:
   r"""MARTHE: discounted tangent, with ``μ`` and ``β`` adapted online.
@@ -616,6 +632,7 @@ def marthe(
     b1: Adam's first-moment decay.
     b2: Adam's second-moment decay.
     eps: Adam's :math:`\epsilon`.
+    min_learning_rate: lower bound of the rate: 0 as in the paper.
     max_learning_rate: optional upper bound of the rate.
 
   Returns:
@@ -644,4 +661,5 @@ def marthe(
   direction = base_direction(base, momentum=momentum, b1=b1, b2=b2, eps=eps)
   return marthe_lib.scale_by_marthe(
       direction, learning_rate, hypergrad_lr, mu=mu, kappa=kappa,
-      adapt_mu=adapt_mu, max_learning_rate=max_learning_rate)
+      adapt_mu=adapt_mu, min_learning_rate=min_learning_rate,
+      max_learning_rate=max_learning_rate)

@@ -60,3 +60,16 @@ def check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
   """Raises ``ValueError`` naming ``name`` unless ``value`` is in ``choices``."""
   if value not in choices:
     raise ValueError(f'{name} must be one of {choices}, got {value!r}')
+
+
+def check_bounds(min_value: Any, max_value: Any) -> None:
+  """Checks optional ``[min_learning_rate, max_learning_rate]`` bounds."""
+  lo_name, hi_name = 'min_learning_rate', 'max_learning_rate'
+  if min_value is not None:
+    check_scalar(lo_name, min_value, low=None)
+  if max_value is not None:
+    check_scalar(hi_name, max_value, low=None)
+  if min_value is not None and max_value is not None:
+    lo, hi = concrete(min_value), concrete(max_value)
+    if lo is not None and hi is not None and lo > hi:
+      raise ValueError(f'{lo_name} must be <= {hi_name}, got {lo} > {hi}')

@@ -68,6 +68,9 @@ def scale_by_hypergradient(
   as in the reference implementation; for Nesterov the stored direction is
   :math:`g_t + \mu v_t`, the full Nesterov step.
 
+  A non-finite gradient (NaN or inf, hence a non-finite :math:`h_t`) skips
+  the step: zero updates, state unchanged.
+
   Args:
     direction: the base direction, any Optax transformation (e.g.
       :func:`optax.scale_by_adam`, ``optax.trace(0.9, nesterov=True)``).
@@ -111,7 +114,7 @@ def scale_by_hypergradient(
     <https://openreview.net/forum?id=BkrsAzWAb>`_ (seed 001), 2019
   """
   checks.check_scalar('learning_rate', learning_rate)
-  _check_bounds(min_learning_rate, max_learning_rate)
+  checks.check_bounds(min_learning_rate, max_learning_rate)
   if direction is None:
     direction = optax.identity()
   rate_opt = rate_lib.make_rate_optimizer(rate_optimizer, hypergrad_lr, 1e-3)
@@ -144,24 +147,17 @@ def scale_by_hypergradient(
         updates, state.direction_state, params, **extra_args
     )
     new_updates = rate_lib.scale_by_rate(lr, d, per_leaf)
-    return new_updates, ScaleByHypergradientState(
+    new_state = ScaleByHypergradientState(
         learning_rate=lr,
         prev_direction=d,
         direction_state=direction_state,
         rate_state=rate_state,
     )
+    # A non-finite gradient makes h non-finite (NaN·0 is NaN, so also at the
+    # first step): skip the whole step, so neither the rate nor the base
+    # optimizer's moments nor the stored direction are poisoned.
+    return rate_lib.skip_unless(rate_lib.all_finite(hypergrad), new_updates,
+                                new_state, state)
 
   return base.GradientTransformationExtraArgs(init_fn, update_fn)
 
-
-def _check_bounds(min_learning_rate, max_learning_rate) -> None:
-  if min_learning_rate is not None:
-    checks.check_scalar('min_learning_rate', min_learning_rate, low=None)
-  if max_learning_rate is not None:
-    checks.check_scalar('max_learning_rate', max_learning_rate, low=None)
-  if min_learning_rate is not None and max_learning_rate is not None:
-    lo, hi = (checks.concrete(v) for v in (min_learning_rate, max_learning_rate))
-    if lo is not None and hi is not None and lo > hi:
-      raise ValueError(
-          f'min_learning_rate must be <= max_learning_rate, got {lo} > {hi}'
-      )

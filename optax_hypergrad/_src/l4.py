@@ -11,9 +11,8 @@ from optax_hypergrad._src import checks
 from optax_hypergrad._src import rate as rate_lib
 
 MISSING_VALUE_MSG = (
-    'scale_by_l4 needs the current minibatch loss: pass it as '
-    '`tx.update(grads, state, params, value=loss)` (with Flax NNX: '
-    '`optimizer.update(model, grads, value=loss)`).'
+    'pass it as `tx.update(grads, state, params, value=loss)` (with Flax '
+    'NNX: `optimizer.update(model, grads, value=loss)`).'
 )
 
 
@@ -45,6 +44,9 @@ def scale_by_l4(
     tau: jax.typing.ArrayLike = 1000.0,
     gamma_0: jax.typing.ArrayLike = 0.75,
     eps: jax.typing.ArrayLike = 1e-12,
+    *,
+    min_learning_rate: jax.typing.ArrayLike | None = None,
+    max_learning_rate: jax.typing.ArrayLike | None = None,
 ) -> base.GradientTransformationExtraArgs:
   r"""Scales a direction by L4's loss-based step size.
 
@@ -77,6 +79,9 @@ def scale_by_l4(
     tau: the timescale :math:`\tau` over which ``L_min`` is forgotten.
     gamma_0: ``L_min`` starts at :math:`\gamma_0` times the first loss.
     eps: :math:`\epsilon`, regularizes the division.
+    min_learning_rate: optional lower bound of ``η`` (the paper has none).
+    max_learning_rate: optional upper bound of ``η`` (the paper has none;
+      L4's rate may jump by orders of magnitude by design).
 
   Returns:
     A :class:`optax.GradientTransformationExtraArgs` whose ``update`` takes
@@ -108,6 +113,7 @@ def scale_by_l4(
   checks.check_scalar('tau', tau, low_inclusive=False)
   checks.check_scalar('gamma_0', gamma_0, high=1.0)
   checks.check_scalar('eps', eps)
+  checks.check_bounds(min_learning_rate, max_learning_rate)
   if gradient_estimate is None:
     gradient_estimate = optax.ema(0.9, debias=True)
   gradient_estimate = base.with_extra_args_support(gradient_estimate)
@@ -128,7 +134,9 @@ def scale_by_l4(
 
   def update_fn(updates, state, params=None, *, value=None, **extra_args):
     if value is None:
-      raise ValueError(MISSING_VALUE_MSG)
+      raise ValueError(rate_lib.missing_extra_arg_message(
+          'scale_by_l4 needs the current minibatch loss `value=`:',
+          MISSING_VALUE_MSG, extra_args))
     dtype = state.min_loss.dtype
     loss = jnp.asarray(value).astype(dtype)
     g, gradient_state = gradient_estimate.update(
@@ -143,7 +151,8 @@ def scale_by_l4(
                          jnp.minimum(state.min_loss, loss))
     g_dot_v = rate_lib.dot(g, v, dtype, per_leaf=False)
     eta = alpha * (loss - gamma * min_loss) / (g_dot_v + eps)
-    eta = jnp.maximum(eta, 0.0).astype(dtype)
+    eta = rate_lib.clip_rate(jnp.maximum(eta, 0.0), min_learning_rate,
+                             max_learning_rate).astype(dtype)
     new_updates = rate_lib.scale_by_rate(eta, v, per_leaf=False)
     new_state = ScaleByL4State(
         learning_rate=eta,
@@ -155,9 +164,6 @@ def scale_by_l4(
     # A NaN/inf loss or gradient skips the step instead of poisoning L_min,
     # the moments or the parameters.
     finite = jnp.isfinite(loss) & jnp.isfinite(g_dot_v) & jnp.isfinite(eta)
-    new_updates = optax.tree.where(
-        finite, new_updates, optax.tree.zeros_like(new_updates))
-    new_state = optax.tree.where(finite, new_state, state)
-    return new_updates, new_state
+    return rate_lib.skip_unless(finite, new_updates, new_state, state)
 
   return base.GradientTransformationExtraArgs(init_fn, update_fn)

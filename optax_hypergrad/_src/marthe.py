@@ -17,11 +17,9 @@ from optax_hypergrad._src import checks
 from optax_hypergrad._src import rate as rate_lib
 
 MISSING_VALUE_FN_MSG = (
-    'scale_by_marthe needs the current minibatch loss as a function of the '
-    'parameters, for its Hessian-vector products: pass it as '
-    '`tx.update(grads, state, params, value_fn=lambda p: loss_fn(p, batch))` '
-    '(with Flax NNX: `optimizer.update(model, grads, value_fn=...)` on the '
-    'pure parameter state, see the guide).'
+    'pass it as `tx.update(grads, state, params, value_fn=lambda p: '
+    'loss_fn(p, batch))` (with Flax NNX: `optimizer.update(model, grads, '
+    'value_fn=...)` on the pure parameter state, see docs/marthe.md).'
 )
 
 
@@ -172,6 +170,7 @@ def scale_by_marthe(
   checks.check_scalar('hypergrad_lr', hypergrad_lr)
   checks.check_scalar('mu', mu, high=1.0)
   checks.check_scalar('kappa', kappa)
+  checks.check_bounds(min_learning_rate, max_learning_rate)
   if direction is None:
     direction = optax.identity()
   direction = base.with_extra_args_support(direction)
@@ -196,7 +195,10 @@ def scale_by_marthe(
   def update_fn(updates, state, params=None, *, value_fn=None,
                 validation_grad=None, **extra_args):
     if value_fn is None:
-      raise ValueError(MISSING_VALUE_FN_MSG)
+      raise ValueError(rate_lib.missing_extra_arg_message(
+          'scale_by_marthe needs the minibatch loss as a function of the '
+          'parameters `value_fn=`, for its Hessian-vector products:',
+          MISSING_VALUE_FN_MSG, extra_args))
     if params is None:
       raise ValueError(base.NO_PARAMS_MSG)
     dtype = state.learning_rate.dtype
@@ -254,7 +256,8 @@ def scale_by_marthe(
         base_state=base_state,
         count=optax.safe_increment(state.count),
     )
-    # A non-finite tangent (NaN gradient or loss) is dropped, not carried.
+    # A tangent that overflows with finite gradients (RTHO's instability) is
+    # reset to zero rather than carried.
     finite = rate_lib.all_finite((tangent, new_state.state_tangent))
     new_state = new_state._replace(
         tangent=optax.tree.where(finite, tangent,
@@ -263,7 +266,10 @@ def scale_by_marthe(
             finite, new_state.state_tangent,
             optax.tree.zeros_like(new_state.state_tangent)),
     )
-    return new_updates, new_state
+    # A non-finite gradient (or validation gradient) makes h non-finite
+    # (NaN·0 is NaN, so also at the first step): skip the whole step.
+    return rate_lib.skip_unless(jnp.isfinite(hypergrad), new_updates,
+                                new_state, state)
 
   return base.GradientTransformationExtraArgs(init_fn, update_fn)
 

@@ -74,6 +74,20 @@ def all_finite(tree: Any) -> jax.Array:
   return jnp.all(jnp.stack(leaves)) if leaves else jnp.array(True)
 
 
+def skip_unless(ok, updates, new_state, state):
+  """``(updates, new_state)`` if ``ok``, else zero updates and ``state``."""
+  updates = optax.tree.where(ok, updates, optax.tree.zeros_like(updates))
+  return updates, optax.tree.where(ok, new_state, state)
+
+
+def missing_extra_arg_message(what: str, how: str, extra_args: dict) -> str:
+  """The error for a missing extra argument, naming what did arrive."""
+  got = sorted(extra_args)
+  received = (f' It received the extra arguments {got}: a misspelling?'
+              if got else '')
+  return f'{what} {how}{received}'
+
+
 def clip_rate(rate: Any, min_learning_rate, max_learning_rate) -> Any:
   """Clips the rate into ``[min_learning_rate, max_learning_rate]``."""
   if min_learning_rate is None and max_learning_rate is None:
