@@ -132,7 +132,7 @@ def step_rate(
   new_rate = clip_rate(
       optax.apply_updates(rate, delta), min_learning_rate, max_learning_rate
   )
-  finite = all_finite(hypergradient)
+  finite = all_finite((hypergradient, new_rate))  # β h may overflow too
   new_rate = optax.tree.where(finite, new_rate, rate)
   new_rate_state = optax.tree.where(finite, new_rate_state, rate_state)
   return new_rate, new_rate_state
