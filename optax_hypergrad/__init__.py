@@ -17,7 +17,9 @@ from optax_hypergrad._src.alias import sgdn_op_adam_lop
 from optax_hypergrad._src.alias import sgdn_op_sgdn_lop
 from optax_hypergrad._src.hypergradient import scale_by_hypergradient
 from optax_hypergrad._src.hypergradient import ScaleByHypergradientState
+from optax_hypergrad._src.l4 import scale_by_gradient_rms
 from optax_hypergrad._src.l4 import scale_by_l4
+from optax_hypergrad._src.l4 import ScaleByGradientRmsState
 from optax_hypergrad._src.lrs_opt import lrs_opt
 from optax_hypergrad._src.lrs_opt import LrsOptResult
 from optax_hypergrad._src.lrs_opt import unrolled_objective
@@ -39,7 +41,9 @@ __all__ = (
     'LrsOptResult',
     'marthe',
     'rtho',
+    'scale_by_gradient_rms',
     'scale_by_hypergradient',
+    'ScaleByGradientRmsState',
     'ScaleByHypergradientState',
     'scale_by_l4',
     'ScaleByL4State',

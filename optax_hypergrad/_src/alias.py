@@ -505,8 +505,11 @@ def l4_adam(
 
   ``v = m̂ / (√ŝ + adam_eps)`` with timescales 10 and 1000 (``b1 = 0.9``,
   ``b2 = 0.999``) and ``adam_eps = 1e-4`` as in the paper; the gradient
-  estimate is the bias-corrected momentum ``g = m̂``, so ``g·v ≥ 0``. See
-  :func:`scale_by_l4`. The update takes the loss as ``value=``.
+  estimate is the bias-corrected momentum ``g = m̂``, so ``g·v ≥ 0``. ``m̂``
+  is kept once, as the gradient estimate, and
+  :func:`scale_by_gradient_rms` divides it by ``√ŝ + ε``: the state holds
+  two parameter-sized moments, as Adam's does. See :func:`scale_by_l4`. The
+  update takes the loss as ``value=``.
 
   Args:
     alpha: the fraction of the linearized step taken.
@@ -549,7 +552,7 @@ def l4_adam(
   checks.check_scalar('adam_eps', adam_eps)
   return l4.scale_by_l4(
       optax.ema(b1, debias=True),
-      optax.scale_by_adam(b1=b1, b2=b2, eps=adam_eps),
+      l4.scale_by_gradient_rms(b2=b2, eps=adam_eps),
       alpha, gamma, tau, gamma_0, eps, min_learning_rate=min_learning_rate,
       max_learning_rate=max_learning_rate)
 

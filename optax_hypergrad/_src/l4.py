@@ -16,6 +16,51 @@ MISSING_VALUE_MSG = (
 )
 
 
+class ScaleByGradientRmsState(NamedTuple):
+  """State of :func:`scale_by_gradient_rms`: the second moment and a count."""
+
+  count: jax.Array
+  nu: base.Updates
+
+
+def scale_by_gradient_rms(
+    b2: jax.typing.ArrayLike = 0.999,
+    eps: jax.typing.ArrayLike = 1e-4,
+) -> base.GradientTransformationExtraArgs:
+  r"""L4Adam's direction from a gradient estimate: ``g / (√ŝ + ε)``.
+
+  ``ŝ`` is the bias-corrected exponential average of the squared *raw*
+  gradients; ``g`` is the gradient estimate that :func:`scale_by_l4` passes
+  as the extra argument ``gradient_estimate`` (the raw gradient if absent).
+  With ``g = m̂`` this is Adam's direction ``m̂ / (√v̂ + ε)`` holding one
+  moment instead of two, since ``m̂`` is already L4's gradient estimate.
+
+  Args:
+    b2: decay of the second moment.
+    eps: added to ``√ŝ``.
+
+  Returns:
+    A :class:`optax.GradientTransformationExtraArgs`.
+  """
+
+  def init_fn(params):
+    return ScaleByGradientRmsState(jnp.zeros([], jnp.int32),
+                                   optax.tree.zeros_like(params))
+
+  def update_fn(updates, state, params=None, *, gradient_estimate=None,
+                **extra_args):
+    del params, extra_args
+    nu = optax.tree.update_moment_per_elem_norm(updates, state.nu, b2, 2)
+    count = optax.safe_increment(state.count)
+    nu_hat = optax.tree.bias_correction(nu, b2, count)
+    g = updates if gradient_estimate is None else gradient_estimate
+    v = jax.tree.map(lambda m, n: m / (jnp.sqrt(n) + eps).astype(m.dtype),
+                     g, nu_hat)
+    return v, ScaleByGradientRmsState(count, nu)
+
+  return base.GradientTransformationExtraArgs(init_fn, update_fn)
+
+
 class ScaleByL4State(NamedTuple):
   """State of :func:`scale_by_l4`.
 
@@ -72,7 +117,9 @@ def scale_by_l4(
   Args:
     gradient_estimate: transformation giving ``g`` from the gradient;
       None for a bias-corrected momentum ``optax.ema(0.9, debias=True)``.
-    direction: transformation giving ``v`` from the gradient; None for
+    direction: transformation giving ``v`` from the gradient (it also
+      receives ``g`` as the extra argument ``gradient_estimate``, which
+      :func:`scale_by_gradient_rms` uses and others ignore); None for
       ``v = g``.
     alpha: the fraction :math:`\alpha` of the linearized step taken.
     gamma: the fraction :math:`\gamma` of the minimal loss aimed for.
@@ -145,7 +192,8 @@ def scale_by_l4(
       v, direction_state = g, state.direction_state
     else:
       v, direction_state = direction.update(
-          updates, state.direction_state, params, **extra_args)
+          updates, state.direction_state, params, gradient_estimate=g,
+          **extra_args)
 
     min_loss = jnp.where(state.count == 0, gamma_0 * loss,
                          jnp.minimum(state.min_loss, loss))
