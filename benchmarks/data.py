@@ -20,3 +20,21 @@ def mnist(n_test: int = 1000, seed: int = 0):
   x = (x[perm] / 255.0).astype(np.float32)
   y = y[perm].astype(np.int32)
   return x[n_test:], y[n_test:], x[:n_test], y[:n_test]
+
+
+def mnist1d(seed: int = 0):
+  """MNIST-1D (Greydanus 2020), generated locally by the ``mnist1d`` package.
+
+  4,000 training and 1,000 test sequences of length 40, 10 classes; the
+  generator's default arguments with ``seed``, nothing downloaded.
+
+  Returns:
+    ``(x_train, y_train, x_test, y_test)`` as float32 / int32.
+  """
+  from mnist1d.data import get_dataset_args, make_dataset  # pylint: disable=g-import-not-at-top
+
+  args = get_dataset_args()
+  args.seed = seed
+  d = make_dataset(args)
+  return (d['x'].astype(np.float32), d['y'].astype(np.int32),
+          d['x_test'].astype(np.float32), d['y_test'].astype(np.int32))

@@ -90,6 +90,36 @@ def time_steps(step, params, state, x, y, n):
   return (time.perf_counter() - t0) / n
 
 
+# What the math needs beyond the base optimizer, in parameter-sized copies.
+NEEDS = {
+    'sgd_hd': 'd_{t-1}: 1', 'sgdn_hd': 'd_{t-1}: 1', 'adam_hd': 'd_{t-1}: 1',
+    'adam_op_adam_lop': 'd_{t-1}: 1 (+ scalar moments)',
+    'l4_mom': '0 (g = v = momentum)', 'l4_adam': '0 (m̂ held once)',
+    'marthe': 'Z_w: 1, b (adaptive μ): 1',
+    'marthe_adam': 'Z_w, Z_m, Z_v: 3, b (adaptive μ): 1',
+    'rtho': 'Z_w: 1',
+}
+
+
+def state_bytes(tx, params):
+  return sum(x.nbytes for x in jax.tree.leaves(tx.init(params)))
+
+
+def memory_table(sizes, names):
+  params = models.mlp_init(jax.random.key(0), sizes)
+  n = sum(x.nbytes for x in jax.tree.leaves(params))
+  rows = {}
+  for name in names:
+    base = CASES[name][0]
+    if base is None or name not in NEEDS:
+      continue
+    extra = (state_bytes(CASES[name][1](), params)
+             - state_bytes(CASES[base][1](), params))
+    rows[name] = {'extra_bytes': int(extra), 'param_copies': extra / n,
+                  'needs': NEEDS[name]}
+  return n, rows
+
+
 def measure(sizes, batch, names, repeats, n):
   key = jax.random.key(0)
   params = models.mlp_init(key, sizes)
@@ -143,6 +173,16 @@ def main(argv=None):
       r = results['models'][model][name]
       cells.append(f'{1e3 * r["seconds_per_step"]:.2f} | {r["ratio"]:.2f}×')
     print(f'| {name} | {CASES[name][0] or "-"} | ' + ' | '.join(cells) + ' |')
+  sizes = MODELS['mlp_784_1000_1000_10_b128'][0]
+  n, mem = memory_table(sizes, names)
+  results['memory'] = {'param_bytes': n, 'methods': mem}
+  print(f'\nextra optimizer state over the base, 784-1000-1000-10 MLP '
+        f'({n:,} bytes of parameters)\n')
+  print('| method | base | extra bytes | parameter copies | the math needs |')
+  print('|---|---|---|---|---|')
+  for name, r in mem.items():
+    print(f'| {name} | {CASES[name][0]} | {r["extra_bytes"]:,} | '
+          f'{r["param_copies"]:.3f} | {r["needs"]} |')
   with open(os.path.join(args.out, 'overhead.json'), 'w') as f:
     json.dump(results, f)
   return 0

@@ -10,27 +10,28 @@ import optax
 from benchmarks import models
 
 
-def make_run(tx, sizes, data, *, epochs, batch_size):
-  """A jitted ``run(seeds) -> metrics`` training a fresh model per seed.
+def make_train(make_tx, sizes, data, *, epochs, batch_size):
+  """``train(hparam, seed) -> metrics``: one whole run, pure and traceable.
 
   Args:
-    tx: the Optax transformation under test.
+    make_tx: builds the Optax transformation from a (possibly traced)
+      hyperparameter, e.g. ``lambda lr: ohg.sgd_hd(lr)``.
     sizes: layer sizes of the MLP.
     data: ``(x_train, y_train, x_test, y_test)``.
     epochs: passes over the training set.
     batch_size: minibatch size; each epoch is a fresh permutation.
 
   Returns:
-    A function of an int32 vector of seeds returning, per seed, the minibatch
-    loss and live learning rate at every step, and the final full-train loss
-    and test accuracy.
+    ``(train, steps_per_epoch)``; ``train`` returns the minibatch loss and
+    live learning rate at every step, and the final full-train loss and test
+    accuracy. ``jit`` it, ``vmap`` it over hyperparameters and seeds.
   """
-  tx = optax.with_extra_args_support(tx)  # baselines take no value=
   x_tr, y_tr, x_te, y_te = (jnp.asarray(a) for a in data)
   n = x_tr.shape[0]
   steps_per_epoch = n // batch_size
 
-  def one_seed(seed):
+  def train(hparam, seed):
+    tx = optax.with_extra_args_support(make_tx(hparam))  # baselines: no value=
     key = jax.random.key(seed)
     k_init, k_data = jax.random.split(key)
     params = models.mlp_init(k_init, sizes)
@@ -59,7 +60,14 @@ def make_run(tx, sizes, data, *, epochs, batch_size):
         'test_accuracy': models.accuracy(params, x_te, y_te),
     }
 
-  return jax.jit(jax.vmap(one_seed)), steps_per_epoch
+  return train, steps_per_epoch
+
+
+def make_run(tx, sizes, data, *, epochs, batch_size):
+  """A jitted ``run(seeds) -> metrics`` training a fresh model per seed."""
+  train, steps_per_epoch = make_train(lambda _: tx, sizes, data,
+                                      epochs=epochs, batch_size=batch_size)
+  return jax.jit(jax.vmap(lambda seed: train(None, seed))), steps_per_epoch
 
 
 def timed(run, seeds):
