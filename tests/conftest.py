@@ -1,7 +1,17 @@
 """Test configuration: strict numerics, as the house style asks."""
 
-import jax
-import pytest
+import os
+
+# Eight simulated CPU devices for the sharded-equivalence tests; set before
+# JAX starts its backend. Single-device tests run on device 0 as before (and
+# no slower: measured).
+if 'xla_force_host_platform_device_count' not in os.environ.get('XLA_FLAGS',
+                                                                 ''):
+  os.environ['XLA_FLAGS'] = (os.environ.get('XLA_FLAGS', '') +
+                             ' --xla_force_host_platform_device_count=8')
+
+import jax  # pylint: disable=g-import-not-at-top,wrong-import-position
+import pytest  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 jax.config.update('jax_numpy_rank_promotion', 'raise')
 
