@@ -31,7 +31,8 @@ def mnist1d(seed: int = 0):
   Returns:
     ``(x_train, y_train, x_test, y_test)`` as float32 / int32.
   """
-  from mnist1d.data import get_dataset_args, make_dataset  # pylint: disable=g-import-not-at-top
+  from mnist1d.data import get_dataset_args  # pylint: disable=g-import-not-at-top
+  from mnist1d.data import make_dataset  # pylint: disable=g-import-not-at-top
 
   args = get_dataset_args()
   args.seed = seed

@@ -8,7 +8,8 @@ def mlp_init(key, sizes):
   """Glorot-uniform weights, zero biases, for layer ``sizes`` (in, ..., out)."""
   params = {}
   keys = jax.random.split(key, len(sizes) - 1)
-  for i, (k, n_in, n_out) in enumerate(zip(keys, sizes[:-1], sizes[1:])):
+  layers = zip(keys, sizes[:-1], sizes[1:], strict=True)
+  for i, (k, n_in, n_out) in enumerate(layers):
     lim = jnp.sqrt(6.0 / (n_in + n_out))
     params[f'w{i}'] = jax.random.uniform(k, (n_in, n_out), jnp.float32, -lim,
                                          lim)

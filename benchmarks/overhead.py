@@ -21,8 +21,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-import optax_hypergrad as ohg
 from benchmarks import models
+import optax_hypergrad as ohg
+
 
 def grad_hvp_floor(learning_rate=1e-3):
   """Reference row: an SGD step plus one Hessian-vector product, nothing else.

@@ -35,7 +35,8 @@ def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__)
   parser.add_argument('--suite', choices=sorted(SUITES), default='quick')
   parser.add_argument('--tasks', nargs='*', help='subset of the suite tasks')
-  parser.add_argument('--methods', nargs='*', choices=sorted(methods_lib.METHODS),
+  parser.add_argument('--methods', nargs='*',
+                      choices=sorted(methods_lib.METHODS),
                       help='subset of the methods')
   parser.add_argument('--out', default='results')
   args = parser.parse_args(argv)
@@ -44,7 +45,8 @@ def main(argv=None):
   if args.tasks:
     unknown = set(args.tasks) - set(tasks)
     if unknown:
-      parser.error(f'unknown tasks {sorted(unknown)}; choose from {list(tasks)}')
+      parser.error(f'unknown tasks {sorted(unknown)}; '
+                   f'choose from {list(tasks)}')
     tasks = {t: tasks[t] for t in args.tasks}
   names = args.methods or list(methods_lib.METHODS)
   os.makedirs(args.out, exist_ok=True)

@@ -21,9 +21,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-import optax_hypergrad as ohg
 from benchmarks import data as data_lib
 from benchmarks import models
+import optax_hypergrad as ohg
 
 ONLINE = {
     'HD': dict(mu=0.0),

@@ -17,9 +17,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-import optax_hypergrad as ohg
 from benchmarks import data as data_lib
 from benchmarks import training
+import optax_hypergrad as ohg
 
 
 def main(argv=None):
@@ -44,13 +44,14 @@ def main(argv=None):
     return jax.block_until_ready(swept(hs, seeds))
 
   def one_by_one():
-    return [jax.block_until_ready(single(h, s)) for h, s in zip(hs, seeds)]
+    return [jax.block_until_ready(single(h, s))
+            for h, s in zip(hs, seeds, strict=True)]
 
   times = {'vmapped': [], 'sequential': []}
   for r in range(args.repeats):
     for name, fn in (('vmapped', one_program), ('sequential', one_by_one)):
       t0 = time.perf_counter()
-      out = fn()
+      fn()
       times[name].append(time.perf_counter() - t0)
     print(f'  repeat {r + 1}/{args.repeats}: vmapped '
           f'{times["vmapped"][-1]:.2f}s, one by one '

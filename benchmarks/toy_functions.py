@@ -28,7 +28,10 @@ def beale(p):
 
 
 def bukin_smoothed(p):
-  """Bukin N.6 simplified and smoothed: ``100 (y - 0.01 x²)² + 0.01 (x+10)²``."""
+  """Bukin N.6, simplified and smoothed.
+
+  ``100 (y - 0.01 x²)² + 0.01 (x + 10)²``: a narrow curved valley.
+  """
   x, y = p[0], p[1]
   return 100.0 * (y - 0.01 * x**2) ** 2 + 0.01 * (x + 10.0) ** 2
 
@@ -70,7 +73,8 @@ def compare():
     for mname, make in METHODS.items():
       best_values, runs = [], []
       for beta in BETAS:
-        ws, values, rates = jax.jit(lambda: run(f, start, make(eta0, beta)))()
+        ws, values, rates = jax.jit(run, static_argnums=(0, 1))(
+            f, start, make(eta0, beta))
         values = np.where(np.isfinite(values), values, np.inf)
         best_values.append(float(values.min()))
         runs.append((np.asarray(ws), np.asarray(rates)))
@@ -107,7 +111,7 @@ def plot(results, path):
   for col, (fname, by_method) in enumerate(results.items()):
     f, start, _, ((x0, x1), (y0, y1)), _ = FUNCTIONS[fname]
     xs, ys = np.meshgrid(np.linspace(x0, x1, 200), np.linspace(y0, y1, 200))
-    zs = np.asarray(jax.vmap(jax.vmap(lambda a, b: f((a, b))))(
+    zs = np.asarray(jax.vmap(jax.vmap(lambda a, b, f=f: f((a, b))))(
         jnp.asarray(xs), jnp.asarray(ys)))
     ax = axes[0, col]
     ax.contour(xs, ys, np.log10(zs + 1e-3), levels=25, cmap='Greys',

@@ -1,4 +1,4 @@
-"""A whole training run as one ``lax.scan`` inside ``jit``, vmapped over seeds."""
+"""A whole training run as one ``lax.scan`` in ``jit``, vmapped over seeds."""
 
 import time
 

@@ -15,17 +15,17 @@ from optax_hypergrad._src.alias import sgd_op_sgdn_lop
 from optax_hypergrad._src.alias import sgdn_hd
 from optax_hypergrad._src.alias import sgdn_op_adam_lop
 from optax_hypergrad._src.alias import sgdn_op_sgdn_lop
-from optax_hypergrad._src.hypergradient import scale_by_hypergradient
 from optax_hypergrad._src.hypergradient import ScaleByHypergradientState
+from optax_hypergrad._src.hypergradient import scale_by_hypergradient
+from optax_hypergrad._src.l4 import ScaleByGradientRmsState
+from optax_hypergrad._src.l4 import ScaleByL4State
 from optax_hypergrad._src.l4 import scale_by_gradient_rms
 from optax_hypergrad._src.l4 import scale_by_l4
-from optax_hypergrad._src.l4 import ScaleByGradientRmsState
-from optax_hypergrad._src.lrs_opt import lrs_opt
 from optax_hypergrad._src.lrs_opt import LrsOptResult
+from optax_hypergrad._src.lrs_opt import lrs_opt
 from optax_hypergrad._src.lrs_opt import unrolled_objective
-from optax_hypergrad._src.l4 import ScaleByL4State
-from optax_hypergrad._src.marthe import scale_by_marthe
 from optax_hypergrad._src.marthe import ScaleByMartheState
+from optax_hypergrad._src.marthe import scale_by_marthe
 
 __version__ = '0.1.0'
 

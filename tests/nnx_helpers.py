@@ -1,9 +1,9 @@
 """One check for every method: an NNX training step equals plain Optax."""
 
+from flax import nnx
 import jax
 import numpy as np
 import optax
-from flax import nnx
 
 
 def run_nnx_and_optax(make_model, make_tx, loss_of_model, steps,

@@ -59,7 +59,7 @@ def hd(grad_fn, w0, steps, *, base, lop, alpha0, beta, groups=None,
       s = b2 * s + (1 - b2) * g**2
       d = (m / (1 - b1**t)) / (np.sqrt(s / (1 - b2**t)) + eps)
     step = np.zeros_like(w)
-    for a, ix in zip(alpha, groups):
+    for a, ix in zip(alpha, groups, strict=True):
       step[ix] = a * d[ix]
     w = w - step
     d_prev = d
@@ -166,6 +166,6 @@ def marthe(grad_hess_fn, w0, steps, *, eta0, beta0, mu0, kappa=0.0,
     v = momentum * v + g
     w = w - eta * v
     b = g
-    for k, x in zip(out, (w.copy(), eta, mu, beta, z_w.copy())):
+    for k, x in zip(out, (w.copy(), eta, mu, beta, z_w.copy()), strict=True):
       out[k].append(x)
   return {k: np.array(x) for k, x in out.items()}

@@ -24,9 +24,8 @@ class Problem:
 
   @staticmethod
   def flat(params) -> np.ndarray:
-    return np.concatenate([np.ravel(params['b']), np.ravel(params['w'])]).astype(
-        np.float64
-    )
+    flat = [np.ravel(params['b']), np.ravel(params['w'])]
+    return np.concatenate(flat).astype(np.float64)
 
   def groups(self):
     """One index group per leaf, in tree order."""

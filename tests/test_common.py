@@ -9,8 +9,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-import pytest
 from optax._src import test_utils
+import pytest
 
 import optax_hypergrad as ohg
 
@@ -86,7 +86,7 @@ def mixed_tree(dtype):
             jnp.array([[1.0, 0.0], [-1.0, 1.0]], dtype))
 
   def f(p):
-    return sum(jnp.sum((a - b) ** 2) for a, b in zip(p, target))
+    return sum(jnp.sum((a - b) ** 2) for a, b in zip(p, target, strict=True))
   return (jnp.zeros(3, dtype), jnp.zeros((2, 2), dtype)), target, f
 
 

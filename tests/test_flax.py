@@ -1,14 +1,14 @@
 """HD inside Flax NNX training steps, against the same run in plain Optax."""
 
+from flax import nnx
 import jax
 import jax.numpy as jnp
+import nnx_helpers
 import numpy as np
 import optax
 import pytest
-from flax import nnx
 
 import optax_hypergrad as ohg
-import nnx_helpers
 
 
 class MLP(nnx.Module):

@@ -6,12 +6,12 @@ import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
+import numpy_reference as ref
 import optax
+import problems
 import pytest
 
 import optax_hypergrad as ohg
-import numpy_reference as ref
-import problems
 
 BASES = ('sgd', 'nesterov', 'adam')
 LOPS = ('sgd', 'nesterov', 'adam')
@@ -198,7 +198,8 @@ def test_jit_and_no_jit_agree_adam():
 def test_inject_hyperparams():
   problem = problems.least_squares()
   plain, _, _ = run(ohg.sgd_hd(0.1, 1e-2), problem, steps=20)
-  tx = optax.inject_hyperparams(ohg.sgd_hd)(learning_rate=0.1, hypergrad_lr=1e-2)
+  tx = optax.inject_hyperparams(ohg.sgd_hd)(learning_rate=0.1,
+                                            hypergrad_lr=1e-2)
   params = problem.init()
   state = tx.init(params)
   ws = []

@@ -1,16 +1,16 @@
 """L4Mom and L4Adam against METHODS.md §4, and L4's exact properties."""
 
+from flax import nnx
 import jax
 import jax.numpy as jnp
+import nnx_helpers
 import numpy as np
+import numpy_reference as ref
 import optax
+import problems
 import pytest
-from flax import nnx
 
 import optax_hypergrad as ohg
-import nnx_helpers
-import numpy_reference as ref
-import problems
 
 # L4's gradient estimate is optax.ema(debias=True), not strict-promotion
 # clean; test_scale_by_l4_is_strict_promotion_clean checks our own code.

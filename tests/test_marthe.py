@@ -1,17 +1,17 @@
 """RTHO and MARTHE: the jvp tangent against the real unrolled run, the
 identities μ = 0 ≡ HD, and the reference's μ and β rules in NumPy."""
 
+from flax import nnx
 import jax
 import jax.numpy as jnp
+import nnx_helpers
 import numpy as np
+import numpy_reference as ref
 import optax
+import problems
 import pytest
-from flax import nnx
 
 import optax_hypergrad as ohg
-import nnx_helpers
-import numpy_reference as ref
-import problems
 
 BASES = {
     'sgd': lambda: optax.identity(),

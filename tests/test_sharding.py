@@ -9,10 +9,11 @@ per-shard dot would change the rate and the trajectory.
 
 import jax
 import jax.numpy as jnp
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
 import numpy as np
 import optax
 import pytest
-from jax.sharding import NamedSharding, PartitionSpec as P
 
 import optax_hypergrad as ohg
 

@@ -57,7 +57,7 @@ def check_scalar(
 
 
 def check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
-  """Raises ``ValueError`` naming ``name`` unless ``value`` is in ``choices``."""
+  """Raises ``ValueError`` naming ``name`` unless ``value`` is a choice."""
   if value not in choices:
     raise ValueError(f'{name} must be one of {choices}, got {value!r}')
 

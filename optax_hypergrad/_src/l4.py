@@ -19,7 +19,7 @@ MISSING_VALUE_MSG = (
 class ScaleByGradientRmsState(NamedTuple):
   """State of :func:`scale_by_gradient_rms`: the second moment and a count."""
 
-  count: jax.Array
+  count: jax.Array  # type: ignore[assignment]  # as in optax
   nu: base.Updates
 
 
@@ -76,7 +76,7 @@ class ScaleByL4State(NamedTuple):
 
   learning_rate: jax.Array
   min_loss: jax.Array
-  count: jax.Array
+  count: jax.Array  # type: ignore[assignment]  # as in optax
   gradient_state: base.OptState
   direction_state: base.OptState
 

@@ -6,7 +6,8 @@ taken in reverse mode through the unrolled run (``jax.grad`` through
 ``lax.scan``). Costly and exact: a reference for the online methods.
 """
 
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp

@@ -5,7 +5,8 @@ state is carried forward with one ``jax.jvp`` of the optimizer step, so any
 Optax base direction works without a hand-derived Jacobian.
 """
 
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -49,7 +50,7 @@ class ScaleByMartheState(NamedTuple):
   state_tangent: Any
   prev_grad: Any
   base_state: base.OptState
-  count: jax.Array
+  count: jax.Array  # type: ignore[assignment]  # as in optax
 
 
 def _is_float(x) -> bool:
