@@ -31,7 +31,7 @@ def main(argv=None):
   os.makedirs(args.out, exist_ok=True)
 
   train, _ = training.make_train(
-      lambda lr: ohg.sgd_hd(lr), (40, 100, 100, 10), data_lib.mnist1d(),
+      lambda lr, _: ohg.sgd_hd(lr), (40, 100, 100, 10), data_lib.mnist1d(),
       epochs=args.epochs, batch_size=128)
   rates = np.logspace(-3, -1, 9)
   hs, seeds = (jnp.asarray(a) for a in np.meshgrid(rates, np.arange(5)))

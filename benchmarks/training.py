@@ -10,16 +10,29 @@ import optax
 from benchmarks import models
 
 
-def make_train(make_tx, sizes, data, *, epochs, batch_size):
+def _live_rate(state):
+  """The state's ``learning_rate`` (mean over leaves), NaN when it has none
+  or several (e.g. an injected hyperparameter besides ours)."""
+  try:
+    lr = optax.tree.get(state, 'learning_rate', jnp.nan)
+  except KeyError:
+    lr = jnp.nan
+  return lr
+
+
+def make_train(make_tx, sizes, data, *, epochs, batch_size,
+               schedule_free=False):
   """``train(hparam, seed) -> metrics``: one whole run, pure and traceable.
 
   Args:
     make_tx: builds the Optax transformation from a (possibly traced)
-      hyperparameter, e.g. ``lambda lr: ohg.sgd_hd(lr)``.
+      hyperparameter and the run's total number of steps, e.g.
+      ``lambda lr, total_steps: ohg.sgd_hd(lr)``.
     sizes: layer sizes of the MLP.
     data: ``(x_train, y_train, x_test, y_test)``.
     epochs: passes over the training set.
     batch_size: minibatch size; each epoch is a fresh permutation.
+    schedule_free: evaluate at the schedule-free averaged point.
 
   Returns:
     ``(train, steps_per_epoch)``; ``train`` returns the minibatch loss and
@@ -30,8 +43,11 @@ def make_train(make_tx, sizes, data, *, epochs, batch_size):
   n = x_tr.shape[0]
   steps_per_epoch = n // batch_size
 
+  total_steps = epochs * steps_per_epoch
+
   def train(hparam, seed):
-    tx = optax.with_extra_args_support(make_tx(hparam))  # baselines: no value=
+    # baselines take no value=: with_extra_args_support drops it for them
+    tx = optax.with_extra_args_support(make_tx(hparam, total_steps))
     key = jax.random.key(seed)
     k_init, k_data = jax.random.split(key)
     params = models.mlp_init(k_init, sizes)
@@ -46,13 +62,15 @@ def make_train(make_tx, sizes, data, *, epochs, batch_size):
       loss, grads = jax.value_and_grad(loss_of)(params)
       updates, state = tx.update(grads, state, params, value=loss,
                                  value_fn=loss_of)
-      lr = optax.tree.get(state, 'learning_rate', jnp.nan)
+      lr = _live_rate(state)
       lr = jnp.mean(jnp.stack([jnp.asarray(v, jnp.float32)
                                for v in jax.tree.leaves(lr)]))
       return (optax.apply_updates(params, updates), state), (loss, lr)
 
-    (params, _), (losses, lrs) = jax.lax.scan(
+    (params, state), (losses, lrs) = jax.lax.scan(
         step, (params, tx.init(params)), batches)
+    if schedule_free:
+      params = optax.contrib.schedule_free_eval_params(state, params)
     return {
         'loss': losses,
         'learning_rate': lrs,
@@ -65,7 +83,7 @@ def make_train(make_tx, sizes, data, *, epochs, batch_size):
 
 def make_run(tx, sizes, data, *, epochs, batch_size):
   """A jitted ``run(seeds) -> metrics`` training a fresh model per seed."""
-  train, steps_per_epoch = make_train(lambda _: tx, sizes, data,
+  train, steps_per_epoch = make_train(lambda h, t: tx, sizes, data,
                                       epochs=epochs, batch_size=batch_size)
   return jax.jit(jax.vmap(lambda seed: train(None, seed))), steps_per_epoch
 
