@@ -5,6 +5,7 @@ extra arguments its update needs (``value=`` for L4, ``value_fn=`` for
 MARTHE), built from the loss and params of the step.
 """
 
+import extra_args
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -14,57 +15,42 @@ import pytest
 
 import optax_hypergrad as ohg
 
-
-def _no_extra(loss_fn, params):
-  del loss_fn, params
-  return {}
-
-
-def _value(loss_fn, params):
-  return {'value': loss_fn(params)}
-
-
-def _value_fn(loss_fn, params):
-  del params
-  return {'value_fn': loss_fn}
-
-
 OPTIMIZERS = [
     # (name, factory, kwargs that converge on the targets, extra-args builder)
     # HD over SGD diverges on Rosenbrock for β >= 1e-4: the rate keeps
     # growing along the valley (a known fragility of plain HD).
     ('sgd_hd', ohg.sgd_hd, {'learning_rate': 0.001, 'hypergrad_lr': 1e-05},
-     _no_extra),
+     extra_args.none),
     ('sgdn_hd', ohg.sgdn_hd, {'learning_rate': 0.001, 'hypergrad_lr': 1e-06},
-     _no_extra),
+     extra_args.none),
     ('adam_hd', ohg.adam_hd, {'learning_rate': 0.001, 'hypergrad_lr': 0.0001},
-     _no_extra),
+     extra_args.none),
     ('sgd_op_sgdn_lop', ohg.sgd_op_sgdn_lop,
-     {'learning_rate': 0.001, 'hypergrad_lr': 1e-07}, _no_extra),
+     {'learning_rate': 0.001, 'hypergrad_lr': 1e-07}, extra_args.none),
     ('sgdn_op_sgdn_lop', ohg.sgdn_op_sgdn_lop,
-     {'learning_rate': 0.001, 'hypergrad_lr': 1e-07}, _no_extra),
+     {'learning_rate': 0.001, 'hypergrad_lr': 1e-07}, extra_args.none),
     ('adam_op_adam_lop', ohg.adam_op_adam_lop,
-     {'learning_rate': 0.001, 'hypergrad_lr': 0.0001}, _no_extra),
+     {'learning_rate': 0.001, 'hypergrad_lr': 0.0001}, extra_args.none),
     ('sgd_op_adam_lop', ohg.sgd_op_adam_lop,
-     {'learning_rate': 0.001, 'hypergrad_lr': 0.0001}, _no_extra),
+     {'learning_rate': 0.001, 'hypergrad_lr': 0.0001}, extra_args.none),
     ('sgdn_op_adam_lop', ohg.sgdn_op_adam_lop,
-     {'learning_rate': 0.001, 'hypergrad_lr': 1e-05}, _no_extra),
+     {'learning_rate': 0.001, 'hypergrad_lr': 1e-05}, extra_args.none),
     ('adam_op_sgdn_lop', ohg.adam_op_sgdn_lop,
-     {'learning_rate': 0.001, 'hypergrad_lr': 1e-05}, _no_extra),
+     {'learning_rate': 0.001, 'hypergrad_lr': 1e-05}, extra_args.none),
     ('sgd_hd_per_leaf', ohg.sgd_hd,
      {'learning_rate': 0.001, 'hypergrad_lr': 1e-05, 'per_leaf': True},
-     _no_extra),
-    ('l4_mom', ohg.l4_mom, {}, _value),
-    ('l4_adam', ohg.l4_adam, {}, _value),
+     extra_args.none),
+    ('l4_mom', ohg.l4_mom, {}, extra_args.value),
+    ('l4_adam', ohg.l4_adam, {}, extra_args.value),
     # RTHO converges on all three targets only for β <= 1e-7 at η_0 = 3e-4
     # (1e-8 at 1e-3); MARTHE for every β in [1e-8, 1e-5] tried.
     ('rtho', ohg.rtho, {'learning_rate': 3e-4, 'hypergrad_lr': 1e-7},
-     _value_fn),
+     extra_args.value_fn),
     ('marthe', ohg.marthe, {'learning_rate': 1e-3, 'hypergrad_lr': 1e-5},
-     _value_fn),
+     extra_args.value_fn),
     ('marthe_adam', ohg.marthe,
      {'learning_rate': 1e-2, 'hypergrad_lr': 1e-6, 'base': 'adam'},
-     _value_fn),
+     extra_args.value_fn),
 ]
 IDS = [o[0] for o in OPTIMIZERS]
 

@@ -1,6 +1,7 @@
 """Every method, left running: non-finite values, bounds, dtypes,
 checkpoints, determinism, property-based inputs and a 100,000-step run."""
 
+import extra_args
 from hypothesis import given
 from hypothesis import settings
 from hypothesis import strategies as st
@@ -18,36 +19,23 @@ import optax_hypergrad as ohg
 pytestmark = pytest.mark.standard_promotion
 
 
-def _none(loss_fn, params):
-  del loss_fn, params
-  return {}
-
-
-def _value(loss_fn, params):
-  return {'value': loss_fn(params)}
-
-
-def _value_fn(loss_fn, params):
-  del params
-  return {'value_fn': loss_fn}
-
-
 # Every method at its defaults, with the extra arguments its update takes.
 DEFAULTS = [
-    ('sgd_hd', ohg.sgd_hd, _none),
-    ('sgd_op_sgdn_lop', ohg.sgd_op_sgdn_lop, _none),
-    ('sgd_op_adam_lop', ohg.sgd_op_adam_lop, _none),
-    ('sgdn_hd', ohg.sgdn_hd, _none),
-    ('sgdn_op_sgdn_lop', ohg.sgdn_op_sgdn_lop, _none),
-    ('sgdn_op_adam_lop', ohg.sgdn_op_adam_lop, _none),
-    ('adam_hd', ohg.adam_hd, _none),
-    ('adam_op_sgdn_lop', ohg.adam_op_sgdn_lop, _none),
-    ('adam_op_adam_lop', ohg.adam_op_adam_lop, _none),
-    ('l4_mom', ohg.l4_mom, _value),
-    ('l4_adam', ohg.l4_adam, _value),
-    ('rtho', ohg.rtho, _value_fn),
-    ('marthe', ohg.marthe, _value_fn),
-    ('marthe_adam', lambda **kw: ohg.marthe(base='adam', **kw), _value_fn),
+    ('sgd_hd', ohg.sgd_hd, extra_args.none),
+    ('sgd_op_sgdn_lop', ohg.sgd_op_sgdn_lop, extra_args.none),
+    ('sgd_op_adam_lop', ohg.sgd_op_adam_lop, extra_args.none),
+    ('sgdn_hd', ohg.sgdn_hd, extra_args.none),
+    ('sgdn_op_sgdn_lop', ohg.sgdn_op_sgdn_lop, extra_args.none),
+    ('sgdn_op_adam_lop', ohg.sgdn_op_adam_lop, extra_args.none),
+    ('adam_hd', ohg.adam_hd, extra_args.none),
+    ('adam_op_sgdn_lop', ohg.adam_op_sgdn_lop, extra_args.none),
+    ('adam_op_adam_lop', ohg.adam_op_adam_lop, extra_args.none),
+    ('l4_mom', ohg.l4_mom, extra_args.value),
+    ('l4_adam', ohg.l4_adam, extra_args.value),
+    ('rtho', ohg.rtho, extra_args.value_fn),
+    ('marthe', ohg.marthe, extra_args.value_fn),
+    ('marthe_adam', lambda **kw: ohg.marthe(base='adam', **kw),
+     extra_args.value_fn),
 ]
 IDS = [d[0] for d in DEFAULTS]
 TARGET = jnp.array([1.0, -1.0, 0.5])
@@ -145,7 +133,7 @@ def test_bound_binds_on_l4():
   tx = ohg.l4_mom(max_learning_rate=1e-3)
   free = ohg.l4_mom()
   for t, bound in ((tx, True), (free, False)):
-    step = make_step(t, _value)
+    step = make_step(t, extra_args.value)
     params, state = jnp.zeros(3), t.init(jnp.zeros(3))
     rates = []
     for _ in range(20):
