@@ -117,6 +117,7 @@ def scale_by_hypergradient(
   checks.check_bounds(min_learning_rate, max_learning_rate)
   if direction is None:
     direction = optax.identity()
+  direction = base.with_extra_args_support(direction)
   rate_opt = rate_lib.make_rate_optimizer(rate_optimizer, hypergrad_lr, 1e-3)
 
   def init_fn(params):
@@ -143,7 +144,7 @@ def scale_by_hypergradient(
         min_learning_rate,
         max_learning_rate,
     )
-    d, direction_state = base.with_extra_args_support(direction).update(
+    d, direction_state = direction.update(
         updates, state.direction_state, params, **extra_args
     )
     new_updates = rate_lib.scale_by_rate(lr, d, per_leaf)

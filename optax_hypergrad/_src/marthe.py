@@ -5,7 +5,6 @@ state is carried forward with one ``jax.jvp`` of the optimizer step, so any
 Optax base direction works without a hand-derived Jacobian.
 """
 
-from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
@@ -274,5 +273,3 @@ def scale_by_marthe(
 
   return base.GradientTransformationExtraArgs(init_fn, update_fn)
 
-
-ValueFn = Callable[[base.Params], jax.Array]
