@@ -1,10 +1,8 @@
 """A whole training run as one ``lax.scan`` in ``jit``, vmapped over seeds."""
 
-import time
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 
 from benchmarks import models
@@ -80,24 +78,3 @@ def make_train(make_tx, sizes, data, *, epochs, batch_size,
 
   return train, steps_per_epoch
 
-
-def make_run(tx, sizes, data, *, epochs, batch_size):
-  """A jitted ``run(seeds) -> metrics`` training a fresh model per seed."""
-  train, steps_per_epoch = make_train(lambda h, t: tx, sizes, data,
-                                      epochs=epochs, batch_size=batch_size)
-  return jax.jit(jax.vmap(lambda seed: train(None, seed))), steps_per_epoch
-
-
-def timed(run, seeds):
-  """Compiles ``run`` ahead of time, then times one execution.
-
-  Returns:
-    (metrics as NumPy arrays, compile seconds, run seconds).
-  """
-  seeds = jnp.asarray(seeds, jnp.int32)
-  t0 = time.perf_counter()
-  compiled = run.lower(seeds).compile()
-  t1 = time.perf_counter()
-  out = jax.block_until_ready(compiled(seeds))
-  t2 = time.perf_counter()
-  return jax.tree.map(np.asarray, out), t1 - t0, t2 - t1
