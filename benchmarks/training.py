@@ -18,37 +18,43 @@ def _live_rate(state):
   return lr
 
 
-def make_train(make_tx, sizes, data, *, epochs, batch_size,
-               schedule_free=False):
+def make_train(make_tx, model, data, *, epochs, batch_size,
+               schedule_free=False, validation=None):
   """``train(hparam, seed) -> metrics``: one whole run, pure and traceable.
 
   Args:
     make_tx: builds the Optax transformation from a (possibly traced)
       hyperparameter and the run's total number of steps, e.g.
       ``lambda lr, total_steps: ohg.sgd_hd(lr)``.
-    sizes: layer sizes of the MLP.
+    model: a ``models.Model`` (``init``, ``apply``).
     data: ``(x_train, y_train, x_test, y_test)``.
     epochs: passes over the training set.
     batch_size: minibatch size; each epoch is a fresh permutation.
     schedule_free: evaluate at the schedule-free averaged point.
+    validation: optional held-out ``(x_val, y_val)``; adds the final
+      ``val_loss`` to the metrics.
 
   Returns:
     ``(train, steps_per_epoch)``; ``train`` returns the minibatch loss and
-    live learning rate at every step, and the final full-train loss and test
-    accuracy. ``jit`` it, ``vmap`` it over hyperparameters and seeds.
+    live learning rate at every step, and the final full-train loss, test
+    accuracy (and validation loss). ``jit`` it, ``vmap`` it over
+    hyperparameters and seeds.
   """
   x_tr, y_tr, x_te, y_te = (jnp.asarray(a) for a in data)
   n = x_tr.shape[0]
   steps_per_epoch = n // batch_size
 
   total_steps = epochs * steps_per_epoch
+  if validation is not None:
+    validation = tuple(jnp.asarray(a) for a in validation)
+  loss_on = lambda p, x, y: models.cross_entropy(p, x, y, model.apply)
 
   def train(hparam, seed):
     # baselines take no value=: with_extra_args_support drops it for them
     tx = optax.with_extra_args_support(make_tx(hparam, total_steps))
     key = jax.random.key(seed)
     k_init, k_data = jax.random.split(key)
-    params = models.mlp_init(k_init, sizes)
+    params = model.init(k_init)
     perms = jax.vmap(lambda k: jax.random.permutation(k, n))(
         jax.random.split(k_data, epochs))
     batches = perms[:, : steps_per_epoch * batch_size].reshape(
@@ -56,7 +62,7 @@ def make_train(make_tx, sizes, data, *, epochs, batch_size,
 
     def step(carry, idx):
       params, state = carry
-      loss_of = lambda p: models.cross_entropy(p, x_tr[idx], y_tr[idx])
+      loss_of = lambda p: loss_on(p, x_tr[idx], y_tr[idx])
       loss, grads = jax.value_and_grad(loss_of)(params)
       updates, state = tx.update(grads, state, params, value=loss,
                                  value_fn=loss_of)
@@ -69,12 +75,15 @@ def make_train(make_tx, sizes, data, *, epochs, batch_size,
         step, (params, tx.init(params)), batches)
     if schedule_free:
       params = optax.contrib.schedule_free_eval_params(state, params)
-    return {
+    metrics = {
         'loss': losses,
         'learning_rate': lrs,
-        'final_train_loss': models.cross_entropy(params, x_tr, y_tr),
-        'test_accuracy': models.accuracy(params, x_te, y_te),
+        'final_train_loss': loss_on(params, x_tr, y_tr),
+        'test_accuracy': models.accuracy(params, x_te, y_te, model.apply),
     }
+    if validation is not None:
+      metrics['val_loss'] = loss_on(params, *validation)
+    return metrics
 
   return train, steps_per_epoch
 
