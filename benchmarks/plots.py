@@ -31,6 +31,16 @@ def _plot_loss(ax, name, r, **style):
   ax.plot((np.arange(len(loss)) + spe) / spe, loss, label=name, **style)
 
 
+def _clip_loss_axis(ax, by_method, names):
+  """A loss spike of a diverging run would flatten every other curve: cap
+  the axis at 3× the largest first-epoch loss."""
+  first = [np.array(by_method[n]['loss_curve'][:by_method[n][
+      'steps_per_epoch']]).mean() for n in names]
+  first = [f for f in first if np.isfinite(f)]
+  if first and ax.get_ylim()[1] > 3 * max(first):
+    ax.set_ylim(top=3 * max(first))
+
+
 def curves(by_method, title, path, names=None):
   """The package's methods and their bases: minibatch loss (smoothed over
   an epoch) and the live learning rate, two panels."""
@@ -49,10 +59,16 @@ def curves(by_method, title, path, names=None):
       ax_lr.plot(np.arange(1, len(lr) + 1) / spe, lr, label=name,
                  **_style(name))
   ax_loss.set_yscale('log')
+  _clip_loss_axis(ax_loss, by_method, names)
   ax_loss.set_ylabel('training loss (minibatch, epoch average)')
   ax_loss.set_title(title)
   ax_loss.legend(fontsize=8, ncol=3)
   ax_lr.set_yscale('log')
+  bottom, top = ax_lr.get_ylim()
+  if top > 1e2:  # a seed whose rate ran away: keep the others readable
+    ax_lr.set_ylim(max(bottom, 1e-6), 1e2)
+    ax_lr.set_title('rates above 1e2 (a run that diverged) are off the top',
+                    fontsize=9)
   ax_lr.set_ylabel('learning rate (mean over seeds)')
   ax_lr.set_xlabel('epoch')
   ax_lr.legend(fontsize=8, ncol=3)
@@ -78,6 +94,7 @@ def alternatives(by_method, names, reference, title, path):
     _plot_loss(ax, f'{reference} (this package\'s best here)',
                by_method[reference], color='black', linewidth=2.2)
   ax.set_yscale('log')
+  _clip_loss_axis(ax, by_method, [n for n in names if n in by_method])
   ax.set_xlabel('epoch')
   ax.set_ylabel('training loss (minibatch, epoch average)')
   ax.set_title(title)

@@ -238,6 +238,14 @@ def _metric(by, name, select):
   return _mean(by[name], select)
 
 
+def _ranked(by, select):
+  """Method names, best first; a run that diverged (NaN) ranks last."""
+  def key(name):
+    value = _metric(by, name, select)
+    return value if np.isfinite(value) else np.inf
+  return sorted(by, key=key)
+
+
 def _setting(r):
   h = r['best_hparam']
   if h is None:
@@ -257,13 +265,25 @@ def _setting(r):
   return text
 
 
+def _cell(values):
+  """mean ± std; over the finite seeds, saying how many diverged."""
+  v = np.asarray(values, np.float64)
+  ok = np.isfinite(v)
+  if ok.all():
+    return f'{v.mean():.4f} ± {v.std():.4f}'
+  if not ok.any():
+    return f'diverged ({len(v)} of {len(v)})'
+  return (f'{v[ok].mean():.4f} ± {v[ok].std():.4f}, diverged in '
+          f'{(~ok).sum()} of {len(v)}')
+
+
 def task_section(task, by, plots=()):
   any_r = next(iter(by.values()))
   select = any_r.get('select', 'final_train_loss')
   label = ('validation loss' if select == 'val_loss'
            else 'final training loss')
   has_val = any('val_loss' in r for r in by.values())
-  order = sorted(by, key=lambda n: _metric(by, n, select))
+  order = _ranked(by, select)
   head = '| rank | method | final train loss | '
   head += 'validation loss | ' if has_val else ''
   head += 'test accuracy | setting | vs its base | run (s) |'
@@ -274,12 +294,10 @@ def task_section(task, by, plots=()):
            '', head, '|---' * (head.count('|') - 1) + '|']
   for rank, name in enumerate(order, 1):
     r = by[name]
-    loss = np.array(r['final_train_loss'])
     acc = 100 * np.array(r['test_accuracy'])
-    cells = [str(rank), f'`{name}`', f'{loss.mean():.4f} ± {loss.std():.4f}']
+    cells = [str(rank), f'`{name}`', _cell(r['final_train_loss'])]
     if has_val:
-      val = np.array(r.get('val_loss', [np.nan]))
-      cells.append(f'{val.mean():.4f} ± {val.std():.4f}')
+      cells.append(_cell(r.get('val_loss', [np.nan])))
     base = methods_lib.METHODS[name].base
     vs = ''
     if base in by:
@@ -316,7 +334,7 @@ def winners_table(suite):
            'best | its rank | ÷ the winner |', '|---|---|---|---|---|---|']
   for task, by in suite.items():
     select = next(iter(by.values())).get('select', 'final_train_loss')
-    order = sorted(by, key=lambda n: _metric(by, n, select))
+    order = _ranked(by, select)
     ours = [n for n in order if n in methods_lib.OURS]
     best = order[0]
     margin = _metric(by, order[1], select) / _metric(by, best, select)
