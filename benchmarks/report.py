@@ -3,7 +3,8 @@ benchmarks.report``.
 
 Reads ``results/full/full.json`` (``benchmarks.run --suite full --out
 results/full``) and, when present, ``results/sensitivity_<task>.json``,
-``results/conditioning.json``, ``results/schedules.json`` and
+``results/conditioning.json``, ``results/schedules.json`` (and
+``results/schedules_3x500/schedules.json``, the seed's 3×500 size) and
 ``results/cifar_*.json``; writes one Markdown page (``docs/benchmarks.md``
 in the repository) with: each seed's claim marked reproduced or not, by a
 rule stated beside it and computed from the numbers; the winner of every
@@ -176,33 +177,41 @@ def claim_l4_floor(conditioning):
           '(L4Adam); "orders of magnitude" counted as ≥ 100')
 
 
+def _run_name(s):
+  width = 'x'.join(str(h) for h in s['hidden'])
+  return f'{width} MLP, {s["steps"]} SGD steps'
+
+
 def claim_marthe(schedules, suite):
-  s = schedules
-  online = {k: s[k]['val_loss'] for k in ('HD', 'RTHO', 'MARTHE')}
-  hit = online['MARTHE'] < min(online['HD'], online['RTHO'])
+  hits, runs = 0, []
+  for s in schedules:
+    online = {k: s[k]['val_loss'] for k in ('HD', 'RTHO', 'MARTHE')}
+    hits += online['MARTHE'] < min(online['HD'], online['RTHO'])
+    runs.append(f'{_run_name(s)}: HD {online["HD"]:.3f}, RTHO '
+                f'{online["RTHO"]:.3f}, MARTHE {online["MARTHE"]:.3f}')
   extra = []
   for task, by in suite.items():
     if 'marthe' in by and 'sgd_hd' in by:
       extra.append((f'{task} marthe ÷ sgd_hd',
                     _loss(by['marthe']) / _loss(by['sgd_hd'])))
-  width = 'x'.join(str(h) for h in s['hidden'])
   return ('MARTHE\'s schedule beats HD\'s and RTHO\'s (002 §5)',
-          _status(int(hit), 1),
-          f'validation loss after {s["steps"]} SGD steps ({width} MLP, each '
-          f'at its best β): HD {online["HD"]:.3f}, RTHO {online["RTHO"]:.3f},'
-          f' MARTHE {online["MARTHE"]:.3f}; at the defaults in the suite '
-          f'({LOSS_NOTE}): ' + _ratio_cells(extra))
+          _status(hits, len(schedules)),
+          'validation loss, each method at its best β: ' + '; '.join(runs)
+          + f'. At the defaults in the suite ({LOSS_NOTE}): '
+          + _ratio_cells(extra))
 
 
 def claim_lrs_opt(schedules):
-  s = schedules
-  others = {k: s[k]['val_loss'] for k in ('constant', 'HD', 'RTHO',
-                                          'MARTHE')}
-  hit = s['LRS-OPT']['val_loss'] < min(others.values())
+  hits, runs = 0, []
+  for s in schedules:
+    others = {k: s[k]['val_loss'] for k in ('constant', 'HD', 'RTHO',
+                                            'MARTHE')}
+    hits += s['LRS-OPT']['val_loss'] < min(others.values())
+    runs.append(f'{_run_name(s)}: LRS-OPT {s["LRS-OPT"]["val_loss"]:.3f}; '
+                + ', '.join(f'{k} {v:.3f}' for k, v in others.items()))
   return ('the offline LRS-OPT schedule is below every online one '
-          '(002 §5)', _status(int(hit), 1),
-          f'validation loss: LRS-OPT {s["LRS-OPT"]["val_loss"]:.3f}; '
-          + ', '.join(f'{k} {v:.3f}' for k, v in others.items()))
+          '(002 §5)', _status(hits, len(schedules)),
+          'validation loss: ' + '; '.join(runs))
 
 
 def claim_marthe_untuned(suite):
@@ -414,7 +423,9 @@ std over 5 seeds, all runs of a grid as one `vmap`ped program.
 
 Reproduce: `python -m benchmarks.run --suite full --out results/full` (about
 an hour on {machine}), `python -m benchmarks.sensitivity --task logreg|mlp`,
-`python -m benchmarks.conditioning`, `python -m benchmarks.schedules`, then
+`python -m benchmarks.conditioning`, `python -m benchmarks.schedules` (and
+with `--steps 500 --hidden 500 500 500 --iterations 40 --out
+results/schedules_3x500`, seed 002 §5's size), then
 `python -m benchmarks.report`. Run times below are wall-clock seconds for all
 grid points × seeds of a method on that machine, some measured while other
 jobs shared its 2 cores: read them as rough costs.
@@ -496,7 +507,10 @@ def main(argv=None):
       plots[f'sensitivity_{task}'] = name
   text = page(suite, sensitivity,
               _load(os.path.join(args.results, 'conditioning.json')),
-              _load(os.path.join(args.results, 'schedules.json')),
+              [r for r in (
+                  _load(os.path.join(args.results, 'schedules.json')),
+                  _load(os.path.join(args.results, 'schedules_3x500',
+                                     'schedules.json'))) if r],
               cifar_runs, plots)
   with open(args.out, 'w') as f:
     f.write(text)
