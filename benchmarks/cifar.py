@@ -221,11 +221,12 @@ def train(model, tx, data, *, epochs, batch_size, seed=0, log=None):
   variables = model.init(k_init, jnp.zeros((1, 32, 32, 3)), train=False)
   params, batch_stats = variables['params'], variables['batch_stats']
   opt_state = tx.init(params)
+  n_params = sum(a.size for a in jax.tree.leaves(params))
   step = make_step(model, tx)
   steps_per_epoch = len(y_tr) // batch_size
   rng = np.random.default_rng(seed)
   out = {'loss': [], 'learning_rate': [], 'test_loss': [],
-         'test_accuracy': [], 'step_seconds': []}
+         'test_accuracy': [], 'step_seconds': [], 'params': int(n_params)}
   for _ in range(epochs):
     perm = rng.permutation(len(y_tr))
     for i in range(steps_per_epoch):
@@ -286,9 +287,6 @@ def main(argv=None):
                  log=lambda loss, lr: bar.advance(
                      f'loss {loss:.3f} lr {lr:.2e}'))
   result.update(model=args.model, method=args.method, smoke=args.smoke,
-                params=int(sum(a.size for a in jax.tree.leaves(
-                    model.init(jax.random.key(0), jnp.zeros((1, 32, 32, 3)))
-                    ['params']))),
                 device=jax.devices()[0].device_kind)
   # the first step includes compilation
   step_time = float(np.median(result['step_seconds'][1:] or [np.nan]))

@@ -41,13 +41,13 @@ def _ratio_cells(pairs):
   return ', '.join(f'{label} {value:.2g}' for label, value in pairs)
 
 
-def _status(hits, total, all_word='reproduced', none_word='not reproduced'):
+def _status(hits, total):
   if total == 0:
     return 'not run'
   if hits == total:
-    return f'**{all_word}** ({hits} of {total})'
+    return f'**reproduced** ({hits} of {total})'
   if hits == 0:
-    return f'**{none_word}** (0 of {total})'
+    return f'**not reproduced** (0 of {total})'
   return f'**partly** ({hits} of {total})'
 
 
@@ -249,14 +249,11 @@ def claims(suite, sensitivity, conditioning, schedules):
 
 # ----------------------------------------------------------------- tasks --
 
-def _metric(by, name, select):
-  return _mean(by[name], select)
-
-
-def _ranked(by, select):
-  """Method names, best first; a run that diverged (NaN) ranks last."""
+def _ranked(by):
+  """Method names, best first by the task's loss; a run that diverged (NaN)
+  ranks last."""
   def key(name):
-    value = _metric(by, name, select)
+    value = _loss(by[name])
     return value if np.isfinite(value) else np.inf
   return sorted(by, key=key)
 
@@ -298,7 +295,7 @@ def task_section(task, by, plots=()):
   label = ('validation loss' if select == 'val_loss'
            else 'final training loss')
   has_val = any('val_loss' in r for r in by.values())
-  order = _ranked(by, select)
+  order = _ranked(by)
   head = '| rank | method | final train loss | '
   head += 'validation loss | ' if has_val else ''
   head += 'test accuracy | setting | vs its base | run (s) |'
@@ -316,22 +313,22 @@ def task_section(task, by, plots=()):
     base = methods_lib.METHODS[name].base
     vs = ''
     if base in by:
-      vs = f'{_metric(by, name, select) / _metric(by, base, select):.2f}× '
+      vs = f'{_loss(by[name]) / _loss(by[base]):.2f}× '
       vs += f'`{base}`'
     cells += [f'{acc.mean():.1f} ± {acc.std():.1f} %', _setting(r), vs,
               f'{r["run_seconds"]:.0f}']
     lines.append('| ' + ' | '.join(cells) + ' |')
   lines.append('')
-  lines.append(_winner_sentence(by, order, select, label))
+  lines.append(_winner_sentence(by, order, label))
   lines.append('')
   for path, alt in plots:
     lines += [f'![{alt}]({path})', '']
   return '\n'.join(lines)
 
 
-def _winner_sentence(by, order, select, label):
+def _winner_sentence(by, order, label):
   best, second = order[0], order[1]
-  margin = _metric(by, second, select) / _metric(by, best, select)
+  margin = _loss(by[second]) / _loss(by[best])
   ours = [n for n in order if n in methods_lib.OURS]
   text = (f'Lowest {label}: **`{best}`**, {margin:.2f}× below the runner-up '
           f'(`{second}`).')
@@ -339,7 +336,7 @@ def _winner_sentence(by, order, select, label):
     top = ours[0]
     text += (f' This package\'s best is `{top}`, rank {order.index(top) + 1}'
              f' of {len(order)}, '
-             f'{_metric(by, top, select) / _metric(by, best, select):.2g}× '
+             f'{_loss(by[top]) / _loss(by[best]):.2g}× '
              'the winner\'s.')
   return text
 
@@ -348,16 +345,15 @@ def winners_table(suite):
   lines = ['| task | winner | margin over the runner-up | this package\'s '
            'best | its rank | ÷ the winner |', '|---|---|---|---|---|---|']
   for task, by in suite.items():
-    select = next(iter(by.values())).get('select', 'final_train_loss')
-    order = _ranked(by, select)
+    order = _ranked(by)
     ours = [n for n in order if n in methods_lib.OURS]
     best = order[0]
-    margin = _metric(by, order[1], select) / _metric(by, best, select)
+    margin = _loss(by[order[1]]) / _loss(by[best])
     top = ours[0] if ours else None
     lines.append(
         f'| {task} | `{best}` | {margin:.2f}× | `{top}` | '
         f'{order.index(top) + 1} of {len(order)} | '
-        f'{_metric(by, top, select) / _metric(by, best, select):.3g}× |')
+        f'{_loss(by[top]) / _loss(by[best]):.3g}× |')
   return '\n'.join(lines)
 
 
