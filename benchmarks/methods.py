@@ -30,6 +30,9 @@ ADAM_HD_ALPHAS = (1e-6, 1e-5, 1e-4, 5e-4, 1e-3, 5e-3, 1e-2)
 ADAM_HD_BETAS = (1e-8, 1e-7, 1e-6, 1e-5, 1e-4)
 
 
+SELECT_ALPHAS = ohg.decimated(1.0, 5)
+
+
 def _pairs(alphas, betas):
   return tuple((a, b) for a in alphas for b in betas)
 
@@ -45,12 +48,16 @@ class Method:
       or None for a single setting.
     base: the constant-step method this one is compared with, if any.
     schedule_free: evaluate at ``optax.contrib.schedule_free_eval_params``.
+    select: ``(name, candidates)``: before the run, ``h`` is chosen among
+      ``candidates`` by ``ohg.select_hyperparams`` on the first tenth of
+      the run's batches (seed 0), as a user without a grid search would.
   """
 
   make: Callable[[Any, int], Any]
   grid: tuple[Any, ...] | None = None
   base: str | None = None
   schedule_free: bool = False
+  select: tuple[str, tuple[float, ...]] | None = None
 
 
 def lr_decay(lr, total_steps):
@@ -68,16 +75,30 @@ METHODS = {
     'sgd': Method(lambda h, t: optax.sgd(ALPHA0)),
     'sgdn': Method(lambda h, t: _nesterov(ALPHA0)),
     'adam': Method(lambda h, t: optax.adam(ALPHA0)),
-    # this package, at the papers' defaults
-    'sgd_hd': Method(lambda h, t: ohg.sgd_hd(ALPHA0), base='sgd'),
-    'sgd_op_sgdn_lop': Method(lambda h, t: ohg.sgd_op_sgdn_lop(ALPHA0),
-                              base='sgd'),
-    'sgdn_hd': Method(lambda h, t: ohg.sgdn_hd(ALPHA0), base='sgdn'),
-    'sgdn_op_sgdn_lop': Method(lambda h, t: ohg.sgdn_op_sgdn_lop(ALPHA0),
+    # this package, every alias at its defaults (α_0 = 0.001 for HD)
+    'sgd_hd': Method(lambda h, t: ohg.sgd_hd(), base='sgd'),
+    'sgd_op_sgdn_lop': Method(lambda h, t: ohg.sgd_op_sgdn_lop(), base='sgd'),
+    'sgd_op_adam_lop': Method(lambda h, t: ohg.sgd_op_adam_lop(), base='sgd'),
+    'sgdn_hd': Method(lambda h, t: ohg.sgdn_hd(), base='sgdn'),
+    'sgdn_op_sgdn_lop': Method(lambda h, t: ohg.sgdn_op_sgdn_lop(),
                                base='sgdn'),
-    'adam_hd': Method(lambda h, t: ohg.adam_hd(ALPHA0), base='adam'),
-    'adam_op_adam_lop': Method(lambda h, t: ohg.adam_op_adam_lop(ALPHA0),
+    'sgdn_op_adam_lop': Method(lambda h, t: ohg.sgdn_op_adam_lop(),
+                               base='sgdn'),
+    'adam_hd': Method(lambda h, t: ohg.adam_hd(), base='adam'),
+    'adam_op_sgdn_lop': Method(lambda h, t: ohg.adam_op_sgdn_lop(),
                                base='adam'),
+    'adam_op_adam_lop': Method(lambda h, t: ohg.adam_op_adam_lop(),
+                               base='adam'),
+    # the papers' additive rule and settings, for comparison
+    'sgdn_hd_paper': Method(
+        lambda h, t: ohg.sgdn_hd(rate_dynamics='additive'), base='sgdn'),
+    'adam_hd_paper': Method(
+        lambda h, t: ohg.adam_hd(rate_dynamics='additive'), base='adam'),
+    # the initial rate chosen by the selection procedure
+    'sgdn_hd+select': Method(lambda h, t: ohg.sgdn_hd(h), base='sgdn',
+                             select=('learning_rate', SELECT_ALPHAS)),
+    'adam_hd+select': Method(lambda h, t: ohg.adam_hd(h), base='adam',
+                             select=('learning_rate', SELECT_ALPHAS)),
     'l4_mom': Method(lambda h, t: ohg.l4_mom(), base='sgdn*'),
     'l4_adam': Method(lambda h, t: ohg.l4_adam(), base='adam*'),
     'marthe': Method(lambda h, t: ohg.marthe(), base='sgd'),
@@ -90,12 +111,15 @@ METHODS = {
     'adam_lr_decay*': Method(lambda h, t: optax.adam(lr_decay(h, t)),
                              ADAM_GRID),
     # HD tuned as seed 000 tunes it: α_0 × β
-    'sgd_hd*': Method(lambda h, t: ohg.sgd_hd(h[0], h[1]),
-                      _pairs(SGD_GRID, HD_BETAS), base='sgd*'),
-    'sgdn_hd*': Method(lambda h, t: ohg.sgdn_hd(h[0], h[1]),
-                       _pairs(SGD_GRID, HD_BETAS), base='sgdn*'),
-    'adam_hd*': Method(lambda h, t: ohg.adam_hd(h[0], h[1]),
-                       _pairs(ADAM_HD_ALPHAS, ADAM_HD_BETAS), base='adam*'),
+    'sgd_hd*': Method(
+        lambda h, t: ohg.sgd_hd(h[0], h[1], rate_dynamics='additive'),
+        _pairs(SGD_GRID, HD_BETAS), base='sgd*'),
+    'sgdn_hd*': Method(
+        lambda h, t: ohg.sgdn_hd(h[0], h[1], rate_dynamics='additive'),
+        _pairs(SGD_GRID, HD_BETAS), base='sgdn*'),
+    'adam_hd*': Method(
+        lambda h, t: ohg.adam_hd(h[0], h[1], rate_dynamics='additive'),
+        _pairs(ADAM_HD_ALPHAS, ADAM_HD_BETAS), base='adam*'),
     # Optax's tuning-free optimizers, at their defaults
     'polyak_sgd': Method(lambda h, t: optax.polyak_sgd()),
     'momo': Method(lambda h, t: contrib.momo()),
@@ -111,10 +135,22 @@ METHODS = {
 }
 
 BASES = ('sgd', 'sgdn', 'adam')
-OURS = ('sgd_hd', 'sgd_op_sgdn_lop', 'sgdn_hd', 'sgdn_op_sgdn_lop', 'adam_hd',
-        'adam_op_adam_lop', 'l4_mom', 'l4_adam', 'marthe', 'sgd_hd*',
-        'sgdn_hd*', 'adam_hd*')
+HD_ALIASES = ('sgd_hd', 'sgd_op_sgdn_lop', 'sgd_op_adam_lop', 'sgdn_hd',
+              'sgdn_op_sgdn_lop', 'sgdn_op_adam_lop', 'adam_hd',
+              'adam_op_sgdn_lop', 'adam_op_adam_lop')
+OURS = HD_ALIASES + ('sgdn_hd_paper', 'adam_hd_paper', 'sgdn_hd+select',
+                     'adam_hd+select', 'l4_mom', 'l4_adam', 'marthe',
+                     'sgd_hd*', 'sgdn_hd*', 'adam_hd*')
 ALTERNATIVES = tuple(n for n in METHODS if n not in BASES + OURS)
 QUICK = ('sgd', 'sgd_hd', 'sgd_op_sgdn_lop', 'sgdn', 'sgdn_hd',
          'sgdn_op_sgdn_lop', 'adam', 'adam_hd', 'adam_op_adam_lop', 'l4_mom',
          'l4_adam', 'marthe')
+TUNING_FREE = ('polyak_sgd', 'momo', 'momo_adam', 'prodigy', 'dog', 'dowg',
+               'cocob', 'mechanize_adam', 'schedule_free_adamw')
+# The "no tuning" table: every alias at its defaults, selection + HD, the
+# constant bases from the same start, Optax's tuning-free optimizers at
+# their defaults, and the best grid-tuned constant step.
+NOTUNE = BASES + HD_ALIASES + ('sgdn_hd_paper', 'adam_hd_paper',
+                               'sgdn_hd+select', 'adam_hd+select', 'l4_mom',
+                               'l4_adam', 'marthe') + TUNING_FREE + (
+                                   'sgd*', 'sgdn*', 'adam*')

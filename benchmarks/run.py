@@ -21,6 +21,7 @@ from benchmarks import models
 from benchmarks import plots
 from benchmarks import progress
 from benchmarks import training
+import optax_hypergrad as ohg
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,8 +65,12 @@ SUITES = {
         'mnist1d_cnn': Task('mnist1d_cnn', 'mnist1d', 25, 128, 5),
     },
 }
+# The "no tuning" comparison on the full suite's tasks, 3 seeds each.
+SUITES['notune'] = {name: dataclasses.replace(task, seeds=3, skip=())
+                    for name, task in SUITES['full'].items()}
 DEFAULT_METHODS = {'quick': methods_lib.QUICK,
-                   'full': tuple(methods_lib.METHODS)}
+                   'full': tuple(methods_lib.METHODS),
+                   'notune': methods_lib.NOTUNE}
 DATASETS = {
     'mnist': lambda: (data_lib.mnist(), None),
     'mnist_val': data_lib.mnist_with_validation,
@@ -109,6 +114,11 @@ def run_method(method, task, data, validation=None):
     score per grid point, compile seconds, run seconds, steps per epoch).
   """
   grid = list(method.grid or (0.0,))
+  t_select = None
+  if method.select is not None:
+    t0 = time.perf_counter()
+    grid = [select(method, task, data)]
+    t_select = time.perf_counter() - t0
   out, t_compile, t_run, spe = _grid_programs(method, task, data, validation,
                                               grid)
   score = _score(out, task.select)
@@ -132,8 +142,29 @@ def run_method(method, task, data, validation=None):
   if method.grid:
     best_h = (float(grid[best]) if np.ndim(grid) == 1
               else [float(v) for v in grid[best]])
+  if t_select is not None:
+    best_h = float(grid[best])
   return (metrics, best_h, [np.asarray(g).tolist() for g in grid],
-          score.tolist(), t_compile, t_run, spe)
+          score.tolist(), t_compile, t_run, spe, t_select)
+
+
+def select(method, task, data):
+  """``method.select``'s choice, by ``ohg.select_hyperparams`` on the first
+  tenth of the run's minibatches (seed 0), from seed 0's initial params."""
+  name, candidates = method.select
+  model = models.ARCHITECTURES[task.arch]
+  x_tr, y_tr = (jax.numpy.asarray(a) for a in data[:2])
+  steps_per_epoch = x_tr.shape[0] // task.batch_size
+  total = task.epochs * steps_per_epoch
+  k = max(1, total // 10)
+  perm = np.random.default_rng(0).permutation(x_tr.shape[0])
+  batches = np.resize(perm, k * task.batch_size).reshape(k, task.batch_size)
+  loss_fn = lambda p, idx: models.cross_entropy(p, x_tr[idx], y_tr[idx],
+                                                model.apply)
+  sel = ohg.select_hyperparams(
+      lambda **kw: method.make(kw[name], total), {name: candidates}, loss_fn,
+      model.init(jax.random.key(0)), jax.numpy.asarray(batches))
+  return sel.best[name]
 
 
 def main(argv=None):
@@ -175,8 +206,9 @@ def main(argv=None):
       for name in names:
         if name in task.skip:
           continue
-        metrics, best_h, grid, per_grid, t_compile, t_run, spe = run_method(
-            methods_lib.METHODS[name], task, data, validation)
+        (metrics, best_h, grid, per_grid, t_compile, t_run, spe,
+         t_select) = run_method(methods_lib.METHODS[name], task, data,
+                                validation)
         tuned = '' if best_h is None else f' (best {_hparam(best_h)})'
         bar.advance(f'{task_name} {name}',
                     f'{task_name:12s} {name:20s} compile {t_compile:5.1f}s  '
@@ -191,6 +223,7 @@ def main(argv=None):
             'score_per_grid_point': per_grid,
             'run_seconds': t_run,
             'compile_seconds': t_compile,
+            'select_seconds': t_select,
             'steps_per_epoch': spe,
             'epochs': task.epochs,
             'batch_size': task.batch_size,

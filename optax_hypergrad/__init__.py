@@ -26,6 +26,9 @@ from optax_hypergrad._src.lrs_opt import lrs_opt
 from optax_hypergrad._src.lrs_opt import unrolled_objective
 from optax_hypergrad._src.marthe import ScaleByMartheState
 from optax_hypergrad._src.marthe import scale_by_marthe
+from optax_hypergrad._src.selection import Selection
+from optax_hypergrad._src.selection import decimated
+from optax_hypergrad._src.selection import select_hyperparams
 
 __version__ = '0.1.0'
 
@@ -34,6 +37,7 @@ __all__ = (
     'adam_op_adam_lop',
     'adam_op_sgdn_lop',
     'base_direction',
+    'decimated',
     'hypergradient_descent',
     'l4_adam',
     'l4_mom',
@@ -49,6 +53,8 @@ __all__ = (
     'ScaleByL4State',
     'scale_by_marthe',
     'ScaleByMartheState',
+    'select_hyperparams',
+    'Selection',
     'sgd_hd',
     'sgd_op_adam_lop',
     'sgd_op_sgdn_lop',

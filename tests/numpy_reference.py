@@ -8,8 +8,14 @@ import numpy as np
 
 
 def hd(grad_fn, w0, steps, *, base, lop, alpha0, beta, groups=None,
-       mu=0.9, b1=0.9, b2=0.999, eps=1e-8):
+       mu=0.9, b1=0.9, b2=0.999, eps=1e-8, dynamics='additive', target=0.0):
   """METHODS.md §1–2: HD over a base optimizer, the rate moved by a `lop`.
+
+  ``dynamics='multiplicative'`` is the package's scale-free rule instead:
+  the `lop` moves ``log α`` along ``target - cos(g_t, d_{t-1})``, each step
+  clipped to a factor of 2; a gradient norm above twice its running level
+  (0.9-decay average of the norm clipped to that limit) is clipped to the
+  limit before the base direction sees it.
 
   Args:
     grad_fn: w -> g (the gradient as the optimizer sees it).
@@ -34,21 +40,42 @@ def hd(grad_fn, w0, steps, *, base, lop, alpha0, beta, groups=None,
   m, s = np.zeros_like(w), np.zeros_like(w)  # Adam moments
   lv = np.zeros(k)  # SGDN_lop velocity
   lm, ls = np.zeros(k), np.zeros(k)  # Adam_lop moments
+  level = np.zeros(k)  # running gradient norm (multiplicative rule)
   ws, alphas = [], []
   for t in range(1, steps + 1):
-    g = grad_fn(w)
+    g = np.array(grad_fn(w), np.float64)
     # h_t = -g_t · d_{t-1}, per group
     h = np.array([-g[ix] @ d_prev[ix] for ix in groups])
+    norm = np.array([np.linalg.norm(g[ix]) for ix in groups])
+    if dynamics == 'multiplicative':
+      dnorm = np.array([np.linalg.norm(d_prev[ix]) for ix in groups])
+      with np.errstate(invalid='ignore', divide='ignore'):
+        cos = np.where(norm * dnorm > 0, -h / (norm * dnorm), 0.0)
+      h = target - cos
     if lop == 'sgd':
-      alpha = alpha - beta * h
+      delta = -beta * h
     elif lop == 'nesterov':
       lv = 0.9 * lv + h
-      alpha = alpha - beta * (h + 0.9 * lv)
+      delta = -beta * (h + 0.9 * lv)
     elif lop == 'adam':
       lm = 0.9 * lm + 0.1 * h
       ls = 0.999 * ls + 0.001 * h**2
       mhat, shat = lm / (1 - 0.9**t), ls / (1 - 0.999**t)
-      alpha = alpha - beta * mhat / (np.sqrt(shat) + 1e-8)
+      delta = -beta * mhat / (np.sqrt(shat) + 1e-8)
+    scale = np.ones(k)
+    if dynamics == 'multiplicative':
+      alpha = alpha * np.exp(np.clip(delta, -np.log(2), np.log(2)))
+      for i in range(k):
+        if level[i] > 0:
+          jump = norm[i] / level[i]
+          scale[i] = 2 / jump if jump > 2 else 1.0
+          level[i] = 0.9 * level[i] + 0.1 * min(norm[i], 2 * level[i])
+        else:
+          level[i] = norm[i]
+    else:
+      alpha = alpha + delta
+    for c, ix in zip(scale, groups, strict=True):
+      g[ix] = c * g[ix]
     if base == 'sgd':
       d = g
     elif base == 'nesterov':

@@ -66,7 +66,8 @@ def test_matches_numpy_transcription(base, lop, make_problem, per_leaf):
   problem = make_problem()
   alpha0, beta = ALPHA0[base], _beta(base, lop)
   tx = ohg.hypergradient_descent(
-      alpha0, beta, base=base, rate_optimizer=lop, per_leaf=per_leaf
+      alpha0, beta, base=base, rate_optimizer=lop, per_leaf=per_leaf,
+      rate_dynamics='additive',
   )
   ws, rates, _ = run(tx, problem)
   ref_ws, ref_rates = ref.hd(
@@ -104,11 +105,12 @@ def test_named_aliases_are_the_general_form(base, lop):
   np.testing.assert_array_equal(named, general)
 
 
-def test_seed_defaults_sgd_and_adam():
-  state = ohg.adam_hd().init(jnp.zeros(2))
+def test_paper_defaults_sgd_and_adam_are_one_argument_away():
+  add = {'rate_dynamics': 'additive'}
+  state = ohg.adam_hd(**add).init(jnp.zeros(2))
   assert float(state.learning_rate) == pytest.approx(1e-3)
   # β = 1e-7 over Adam, 1e-3 over SGD: one step with h = -1 moves α by β.
-  for tx, beta in [(ohg.adam_hd(), 1e-7), (ohg.sgd_hd(), 1e-3)]:
+  for tx, beta in [(ohg.adam_hd(**add), 1e-7), (ohg.sgd_hd(**add), 1e-3)]:
     state = tx.init(jnp.zeros(1))
     state = state._replace(prev_direction=jnp.ones(1))
     _, state = tx.update(jnp.ones(1), state, jnp.zeros(1))
@@ -128,7 +130,8 @@ def test_zero_hypergrad_lr_is_the_base_optimizer_exactly(base, lop):
   """Bit for bit op by op; under jit, XLA may fuse the two programs
   differently (an FMA here or there), so 1 ulp."""
   problem = problems.least_squares()
-  tx = ohg.hypergradient_descent(0.01, 0.0, base=base, rate_optimizer=lop)
+  tx = ohg.hypergradient_descent(0.01, 0.0, base=base, rate_optimizer=lop,
+                                 rate_dynamics='additive')
   ws, rates, _ = run(tx, problem, jit=False)
   base_ws, _, _ = run(BASE_OPTAX[base](0.01), problem, jit=False)
   np.testing.assert_array_equal(ws, base_ws)
@@ -147,7 +150,8 @@ def test_update_order_of_reference_sgd_hd(momentum, nesterov, weight_decay):
   base = 'sgd' if momentum == 0 else ('nesterov' if nesterov else 'momentum')
   tx = optax.chain(
       optax.add_decayed_weights(weight_decay),
-      ohg.hypergradient_descent(0.1, 0.001, base=base, momentum=momentum),
+      ohg.hypergradient_descent(0.1, 0.001, base=base, momentum=momentum,
+                                rate_dynamics='additive'),
   )
   ws, rates, _ = run(tx, problem)
   torch_like = ref.ReferenceSGDHD(
@@ -170,7 +174,7 @@ def test_chained_with_clipping_and_weight_decay():
   tx = optax.chain(
       optax.clip_by_global_norm(max_norm),
       optax.add_decayed_weights(wd),
-      ohg.sgdn_hd(0.02, 1e-3),
+      ohg.sgdn_hd(0.02, 1e-3, rate_dynamics='additive'),
   )
 
   def processed_grad(w):
@@ -285,7 +289,8 @@ def test_invalid_constants_raise_naming_the_parameter(kwargs, name):
 def test_any_optax_rate_optimizer_adam():
   problem = problems.least_squares()
   tx = ohg.hypergradient_descent(0.1, base='sgd',
-                                 rate_optimizer=optax.adam(1e-3))
+                                 rate_optimizer=optax.adam(1e-3),
+                                 rate_dynamics='additive')
   ws, rates, _ = run(tx, problem)
   ref_ws, ref_rates = ref.hd(problem.grad_np, problem.flat(problem.init()),
                              STEPS, base='sgd', lop='adam', alpha0=0.1,

@@ -1,9 +1,11 @@
 """Aliases: the named optimizers of the papers, as thin compositions.
 
-Names follow seed 001: ``{model optimizer}_op_{rate optimizer}_lop``; the
-``_op_sgd_lop`` ones are plain HD and go by their seed-000 names (``sgd_hd``,
-``sgdn_hd``, ``adam_hd``). Defaults are the seeds': ``α_0 = 0.001``,
-``β = 0.001`` over SGD and Nesterov, ``β = 1e-7`` over Adam.
+Names follow "Hypergradient based optimization methods":
+``{model optimizer}_op_{rate optimizer}_lop``; the ``_op_sgd_lop`` ones are
+plain HD and go by their usual names (``sgd_hd``, ``sgdn_hd``, ``adam_hd``).
+HD's defaults are the package's scale-free rule from the papers'
+``α_0 = 0.001``; ``rate_dynamics='additive'`` gives the papers' rule and
+their ``β`` (0.001 over SGD and Nesterov, 1e-7 over Adam).
 """
 
 import jax
@@ -16,8 +18,9 @@ from optax_hypergrad._src import l4
 from optax_hypergrad._src import marthe as marthe_lib
 
 BASES = ('sgd', 'nesterov', 'momentum', 'adam')
-_DEFAULT_HYPERGRAD_LR = {'sgd': 1e-3, 'nesterov': 1e-3, 'momentum': 1e-3,
-                         'adam': 1e-7}
+# The papers' β for the additive rule, by base (Baydin et al. 2018).
+_PAPER_HYPERGRAD_LR = {'sgd': 1e-3, 'nesterov': 1e-3, 'momentum': 1e-3,
+                       'adam': 1e-7}
 
 ArrayLike = jax.typing.ArrayLike
 
@@ -62,6 +65,8 @@ def hypergradient_descent(
     *,
     base: str = 'sgd',
     rate_optimizer: str | base.GradientTransformation = 'sgd',
+    rate_dynamics: str = 'multiplicative',
+    target_cosine: ArrayLike = 0.0,
     momentum: ArrayLike = 0.9,
     b1: ArrayLike = 0.9,
     b2: ArrayLike = 0.999,
@@ -80,10 +85,18 @@ def hypergradient_descent(
   Args:
     learning_rate: the initial rate :math:`\alpha_0`.
     hypergrad_lr: :math:`\beta`, the step of the rate optimizer; None for the
-      seeds' default of the base (1e-3 for SGD and Nesterov, 1e-7 for Adam).
+      default: with the multiplicative rule 0.05 (rate optimizer ``'sgd'``
+      or ``'adam'``) or 0.005 (``'nesterov'``), a step of :math:`\log\alpha`
+      per unit of cosine, whatever the base; with the additive rule the
+      papers' 1e-3 (SGD, Nesterov) or 1e-7 (Adam).
     base: ``'sgd'``, ``'nesterov'``, ``'momentum'`` or ``'adam'``.
     rate_optimizer: ``'sgd'``, ``'nesterov'``, ``'adam'`` or an Optax
       transformation (then ``hypergrad_lr`` must be None).
+    rate_dynamics: ``'multiplicative'`` (the default: scale-free, the rate
+      stays positive and moves by at most 2x a step) or ``'additive'`` (the
+      papers' rule); see :func:`scale_by_hypergradient`.
+    target_cosine: the cosine of consecutive steps the multiplicative rule
+      steers to (0, HD's own balance).
     momentum: the base's momentum (``'nesterov'``, ``'momentum'``).
     b1: Adam's first-moment decay (``'adam'``).
     b2: Adam's second-moment decay (``'adam'``).
@@ -99,8 +112,7 @@ def hypergradient_descent(
     >>> import jax, jax.numpy as jnp, optax
     >>> import optax_hypergrad as ohg
     >>> f = lambda w: jnp.sum((w - 1.0) ** 2)
-    >>> tx = ohg.hypergradient_descent(
-    ...     0.01, base='nesterov', rate_optimizer='adam', hypergrad_lr=1e-3)
+    >>> tx = ohg.hypergradient_descent(base='nesterov', rate_optimizer='adam')
     >>> w = jnp.zeros(3)
     >>> state = tx.init(w)
     >>> for _ in range(100):
@@ -113,17 +125,20 @@ def hypergradient_descent(
     Baydin et al, `Online Learning Rate Adaptation with Hypergradient Descent
     <https://arxiv.org/abs/1703.04782>`_, 2018
 
-    Chandra et al, `Hypergradient based optimization methods
-    <https://openreview.net/forum?id=BkrsAzWAb>`_ (seed 001), 2019
+    `Hypergradient based optimization methods
+    <https://openreview.net/forum?id=BkrsAzWAb>`_, 2019
   """
   direction = base_direction(base, momentum=momentum, b1=b1, b2=b2, eps=eps)
-  if hypergrad_lr is None and isinstance(rate_optimizer, str):
-    hypergrad_lr = _DEFAULT_HYPERGRAD_LR[base]
+  if (hypergrad_lr is None and isinstance(rate_optimizer, str)
+      and rate_dynamics == 'additive'):
+    hypergrad_lr = _PAPER_HYPERGRAD_LR.get(base)
   return hypergradient.scale_by_hypergradient(
       direction,
       learning_rate,
       hypergrad_lr,
       rate_optimizer=rate_optimizer,
+      rate_dynamics=rate_dynamics,
+      target_cosine=target_cosine,
       per_leaf=per_leaf,
       min_learning_rate=min_learning_rate,
       max_learning_rate=max_learning_rate,
@@ -132,21 +147,28 @@ def hypergradient_descent(
 
 def sgd_hd(
     learning_rate: ArrayLike = 1e-3,
-    hypergrad_lr: ArrayLike = 0.001,
+    hypergrad_lr: ArrayLike | None = None,
     *,
+    rate_dynamics: str = 'multiplicative',
     per_leaf: bool = False,
     min_learning_rate: ArrayLike | None = None,
     max_learning_rate: ArrayLike | None = None,
 ) -> base.GradientTransformationExtraArgs:
   r"""SGD-HD: SGD, rate learned by HD.
 
-  The rate is moved by plain hypergradient descent (:math:`\alpha_t =
-  \alpha_{t-1} - \beta h_t`), along the hypergradient :math:`h_t = -g_t \cdot
-  d_{t-1}`; see :func:`hypergradient_descent`.
+  The rate is moved by plain gradient steps along its hypergradient
+  :math:`h_t = -g_t \cdot d_{t-1}`: by default on :math:`\log\alpha`, along
+  the cosine of :math:`g_t` and :math:`d_{t-1}` (scale-free); with
+  ``rate_dynamics='additive'`` the paper's :math:`\alpha_t = \alpha_{t-1} -
+  \beta h_t`. See :func:`scale_by_hypergradient`.
 
   Args:
     learning_rate: the initial rate :math:`\alpha_0`.
-    hypergrad_lr: :math:`\beta`, the step of the rate's optimizer.
+    hypergrad_lr: :math:`\beta`, the step of the rate's optimizer; None for
+      the default of ``rate_dynamics`` (see :func:`hypergradient_descent`).
+    rate_dynamics: ``'multiplicative'`` (scale-free, the default) or
+      ``'additive'`` (the paper's :math:`\alpha \leftarrow \alpha - \beta
+      h`).
     per_leaf: one rate per parameter leaf instead of one global rate.
     min_learning_rate: optional lower bound of the rate.
     max_learning_rate: optional upper bound of the rate.
@@ -156,27 +178,34 @@ def sgd_hd(
   """
   return hypergradient_descent(
       learning_rate, hypergrad_lr, base='sgd', rate_optimizer='sgd',
+      rate_dynamics=rate_dynamics,
       per_leaf=per_leaf, min_learning_rate=min_learning_rate,
       max_learning_rate=max_learning_rate)
 
 
 def sgd_op_sgdn_lop(
     learning_rate: ArrayLike = 1e-3,
-    hypergrad_lr: ArrayLike = 0.001,
+    hypergrad_lr: ArrayLike | None = None,
     *,
+    rate_dynamics: str = 'multiplicative',
     per_leaf: bool = False,
     min_learning_rate: ArrayLike | None = None,
     max_learning_rate: ArrayLike | None = None,
 ) -> base.GradientTransformationExtraArgs:
   r"""SGD_op-SGDN_lop: SGD, rate by SGDN_lop.
 
-  The rate is moved by Nesterov momentum on the rate (seed 001, Algorithm 1,
-  :math:`\mu = 0.9`), along the hypergradient :math:`h_t = -g_t \cdot
-  d_{t-1}`; see :func:`hypergradient_descent`.
+  The rate is moved by Nesterov momentum on the rate ("Hypergradient based
+  optimization methods", Algorithm 1, :math:`\mu = 0.9`), along the
+  hypergradient :math:`h_t = -g_t \cdot d_{t-1}` (by default on
+  :math:`\log\alpha` along its cosine); see :func:`scale_by_hypergradient`.
 
   Args:
     learning_rate: the initial rate :math:`\alpha_0`.
-    hypergrad_lr: :math:`\beta`, the step of the rate's optimizer.
+    hypergrad_lr: :math:`\beta`, the step of the rate's optimizer; None for
+      the default of ``rate_dynamics`` (see :func:`hypergradient_descent`).
+    rate_dynamics: ``'multiplicative'`` (scale-free, the default) or
+      ``'additive'`` (the paper's :math:`\alpha \leftarrow \alpha - \beta
+      h`).
     per_leaf: one rate per parameter leaf instead of one global rate.
     min_learning_rate: optional lower bound of the rate.
     max_learning_rate: optional upper bound of the rate.
@@ -186,27 +215,35 @@ def sgd_op_sgdn_lop(
   """
   return hypergradient_descent(
       learning_rate, hypergrad_lr, base='sgd', rate_optimizer='nesterov',
+      rate_dynamics=rate_dynamics,
       per_leaf=per_leaf, min_learning_rate=min_learning_rate,
       max_learning_rate=max_learning_rate)
 
 
 def sgd_op_adam_lop(
     learning_rate: ArrayLike = 1e-3,
-    hypergrad_lr: ArrayLike = 0.001,
+    hypergrad_lr: ArrayLike | None = None,
     *,
+    rate_dynamics: str = 'multiplicative',
     per_leaf: bool = False,
     min_learning_rate: ArrayLike | None = None,
     max_learning_rate: ArrayLike | None = None,
 ) -> base.GradientTransformationExtraArgs:
   r"""SGD_op-Adam_lop: SGD, rate by Adam_lop.
 
-  The rate is moved by Adam on the rate (seed 001, Algorithm 2, :math:`\beta_1
-  = 0.9, \beta_2 = 0.999, \epsilon = 10^{-8}`), along the hypergradient
-  :math:`h_t = -g_t \cdot d_{t-1}`; see :func:`hypergradient_descent`.
+  The rate is moved by Adam on the rate ("Hypergradient based optimization
+  methods", Algorithm 2, :math:`\beta_1 = 0.9, \beta_2 = 0.999, \epsilon =
+  10^{-8}`), along the hypergradient :math:`h_t = -g_t \cdot d_{t-1}` (by
+  default on :math:`\log\alpha` along its cosine); see
+  :func:`scale_by_hypergradient`.
 
   Args:
     learning_rate: the initial rate :math:`\alpha_0`.
-    hypergrad_lr: :math:`\beta`, the step of the rate's optimizer.
+    hypergrad_lr: :math:`\beta`, the step of the rate's optimizer; None for
+      the default of ``rate_dynamics`` (see :func:`hypergradient_descent`).
+    rate_dynamics: ``'multiplicative'`` (scale-free, the default) or
+      ``'additive'`` (the paper's :math:`\alpha \leftarrow \alpha - \beta
+      h`).
     per_leaf: one rate per parameter leaf instead of one global rate.
     min_learning_rate: optional lower bound of the rate.
     max_learning_rate: optional upper bound of the rate.
@@ -216,14 +253,16 @@ def sgd_op_adam_lop(
   """
   return hypergradient_descent(
       learning_rate, hypergrad_lr, base='sgd', rate_optimizer='adam',
+      rate_dynamics=rate_dynamics,
       per_leaf=per_leaf, min_learning_rate=min_learning_rate,
       max_learning_rate=max_learning_rate)
 
 
 def sgdn_hd(
     learning_rate: ArrayLike = 1e-3,
-    hypergrad_lr: ArrayLike = 0.001,
+    hypergrad_lr: ArrayLike | None = None,
     *,
+    rate_dynamics: str = 'multiplicative',
     momentum: ArrayLike = 0.9,
     per_leaf: bool = False,
     min_learning_rate: ArrayLike | None = None,
@@ -231,13 +270,19 @@ def sgdn_hd(
 ) -> base.GradientTransformationExtraArgs:
   r"""SGDN-HD: Nesterov SGD, rate learned by HD.
 
-  The rate is moved by plain hypergradient descent (:math:`\alpha_t =
-  \alpha_{t-1} - \beta h_t`), along the hypergradient :math:`h_t = -g_t \cdot
-  d_{t-1}`; see :func:`hypergradient_descent`.
+  The rate is moved by plain gradient steps along its hypergradient
+  :math:`h_t = -g_t \cdot d_{t-1}`: by default on :math:`\log\alpha`, along
+  the cosine of :math:`g_t` and :math:`d_{t-1}` (scale-free); with
+  ``rate_dynamics='additive'`` the paper's :math:`\alpha_t = \alpha_{t-1} -
+  \beta h_t`. See :func:`scale_by_hypergradient`.
 
   Args:
     learning_rate: the initial rate :math:`\alpha_0`.
-    hypergrad_lr: :math:`\beta`, the step of the rate's optimizer.
+    hypergrad_lr: :math:`\beta`, the step of the rate's optimizer; None for
+      the default of ``rate_dynamics`` (see :func:`hypergradient_descent`).
+    rate_dynamics: ``'multiplicative'`` (scale-free, the default) or
+      ``'additive'`` (the paper's :math:`\alpha \leftarrow \alpha - \beta
+      h`).
     momentum: the Nesterov momentum :math:`\mu` of the base.
     per_leaf: one rate per parameter leaf instead of one global rate.
     min_learning_rate: optional lower bound of the rate.
@@ -248,6 +293,7 @@ def sgdn_hd(
   """
   return hypergradient_descent(
       learning_rate, hypergrad_lr, base='nesterov', rate_optimizer='sgd',
+      rate_dynamics=rate_dynamics,
       momentum=momentum,
       per_leaf=per_leaf, min_learning_rate=min_learning_rate,
       max_learning_rate=max_learning_rate)
@@ -255,8 +301,9 @@ def sgdn_hd(
 
 def sgdn_op_sgdn_lop(
     learning_rate: ArrayLike = 1e-3,
-    hypergrad_lr: ArrayLike = 0.001,
+    hypergrad_lr: ArrayLike | None = None,
     *,
+    rate_dynamics: str = 'multiplicative',
     momentum: ArrayLike = 0.9,
     per_leaf: bool = False,
     min_learning_rate: ArrayLike | None = None,
@@ -264,13 +311,18 @@ def sgdn_op_sgdn_lop(
 ) -> base.GradientTransformationExtraArgs:
   r"""SGDN_op-SGDN_lop: Nesterov SGD, rate by SGDN_lop.
 
-  The rate is moved by Nesterov momentum on the rate (seed 001, Algorithm 1,
-  :math:`\mu = 0.9`), along the hypergradient :math:`h_t = -g_t \cdot
-  d_{t-1}`; see :func:`hypergradient_descent`.
+  The rate is moved by Nesterov momentum on the rate ("Hypergradient based
+  optimization methods", Algorithm 1, :math:`\mu = 0.9`), along the
+  hypergradient :math:`h_t = -g_t \cdot d_{t-1}` (by default on
+  :math:`\log\alpha` along its cosine); see :func:`scale_by_hypergradient`.
 
   Args:
     learning_rate: the initial rate :math:`\alpha_0`.
-    hypergrad_lr: :math:`\beta`, the step of the rate's optimizer.
+    hypergrad_lr: :math:`\beta`, the step of the rate's optimizer; None for
+      the default of ``rate_dynamics`` (see :func:`hypergradient_descent`).
+    rate_dynamics: ``'multiplicative'`` (scale-free, the default) or
+      ``'additive'`` (the paper's :math:`\alpha \leftarrow \alpha - \beta
+      h`).
     momentum: the Nesterov momentum :math:`\mu` of the base.
     per_leaf: one rate per parameter leaf instead of one global rate.
     min_learning_rate: optional lower bound of the rate.
@@ -281,6 +333,7 @@ def sgdn_op_sgdn_lop(
   """
   return hypergradient_descent(
       learning_rate, hypergrad_lr, base='nesterov', rate_optimizer='nesterov',
+      rate_dynamics=rate_dynamics,
       momentum=momentum,
       per_leaf=per_leaf, min_learning_rate=min_learning_rate,
       max_learning_rate=max_learning_rate)
@@ -288,8 +341,9 @@ def sgdn_op_sgdn_lop(
 
 def sgdn_op_adam_lop(
     learning_rate: ArrayLike = 1e-3,
-    hypergrad_lr: ArrayLike = 0.001,
+    hypergrad_lr: ArrayLike | None = None,
     *,
+    rate_dynamics: str = 'multiplicative',
     momentum: ArrayLike = 0.9,
     per_leaf: bool = False,
     min_learning_rate: ArrayLike | None = None,
@@ -297,13 +351,19 @@ def sgdn_op_adam_lop(
 ) -> base.GradientTransformationExtraArgs:
   r"""SGDN_op-Adam_lop: Nesterov SGD, rate by Adam_lop.
 
-  The rate is moved by Adam on the rate (seed 001, Algorithm 2, :math:`\beta_1
-  = 0.9, \beta_2 = 0.999, \epsilon = 10^{-8}`), along the hypergradient
-  :math:`h_t = -g_t \cdot d_{t-1}`; see :func:`hypergradient_descent`.
+  The rate is moved by Adam on the rate ("Hypergradient based optimization
+  methods", Algorithm 2, :math:`\beta_1 = 0.9, \beta_2 = 0.999, \epsilon =
+  10^{-8}`), along the hypergradient :math:`h_t = -g_t \cdot d_{t-1}` (by
+  default on :math:`\log\alpha` along its cosine); see
+  :func:`scale_by_hypergradient`.
 
   Args:
     learning_rate: the initial rate :math:`\alpha_0`.
-    hypergrad_lr: :math:`\beta`, the step of the rate's optimizer.
+    hypergrad_lr: :math:`\beta`, the step of the rate's optimizer; None for
+      the default of ``rate_dynamics`` (see :func:`hypergradient_descent`).
+    rate_dynamics: ``'multiplicative'`` (scale-free, the default) or
+      ``'additive'`` (the paper's :math:`\alpha \leftarrow \alpha - \beta
+      h`).
     momentum: the Nesterov momentum :math:`\mu` of the base.
     per_leaf: one rate per parameter leaf instead of one global rate.
     min_learning_rate: optional lower bound of the rate.
@@ -314,6 +374,7 @@ def sgdn_op_adam_lop(
   """
   return hypergradient_descent(
       learning_rate, hypergrad_lr, base='nesterov', rate_optimizer='adam',
+      rate_dynamics=rate_dynamics,
       momentum=momentum,
       per_leaf=per_leaf, min_learning_rate=min_learning_rate,
       max_learning_rate=max_learning_rate)
@@ -321,8 +382,9 @@ def sgdn_op_adam_lop(
 
 def adam_hd(
     learning_rate: ArrayLike = 1e-3,
-    hypergrad_lr: ArrayLike = 1e-07,
+    hypergrad_lr: ArrayLike | None = None,
     *,
+    rate_dynamics: str = 'multiplicative',
     b1: ArrayLike = 0.9,
     b2: ArrayLike = 0.999,
     eps: ArrayLike = 1e-8,
@@ -332,13 +394,19 @@ def adam_hd(
 ) -> base.GradientTransformationExtraArgs:
   r"""Adam-HD: Adam, rate learned by HD.
 
-  The rate is moved by plain hypergradient descent (:math:`\alpha_t =
-  \alpha_{t-1} - \beta h_t`), along the hypergradient :math:`h_t = -g_t \cdot
-  d_{t-1}`; see :func:`hypergradient_descent`.
+  The rate is moved by plain gradient steps along its hypergradient
+  :math:`h_t = -g_t \cdot d_{t-1}`: by default on :math:`\log\alpha`, along
+  the cosine of :math:`g_t` and :math:`d_{t-1}` (scale-free); with
+  ``rate_dynamics='additive'`` the paper's :math:`\alpha_t = \alpha_{t-1} -
+  \beta h_t`. See :func:`scale_by_hypergradient`.
 
   Args:
     learning_rate: the initial rate :math:`\alpha_0`.
-    hypergrad_lr: :math:`\beta`, the step of the rate's optimizer.
+    hypergrad_lr: :math:`\beta`, the step of the rate's optimizer; None for
+      the default of ``rate_dynamics`` (see :func:`hypergradient_descent`).
+    rate_dynamics: ``'multiplicative'`` (scale-free, the default) or
+      ``'additive'`` (the paper's :math:`\alpha \leftarrow \alpha - \beta
+      h`).
     b1: Adam's first-moment decay.
     b2: Adam's second-moment decay.
     eps: Adam's :math:`\epsilon`, added to :math:`\sqrt{\hat v}`.
@@ -351,6 +419,7 @@ def adam_hd(
   """
   return hypergradient_descent(
       learning_rate, hypergrad_lr, base='adam', rate_optimizer='sgd',
+      rate_dynamics=rate_dynamics,
       b1=b1, b2=b2, eps=eps,
       per_leaf=per_leaf, min_learning_rate=min_learning_rate,
       max_learning_rate=max_learning_rate)
@@ -358,8 +427,9 @@ def adam_hd(
 
 def adam_op_sgdn_lop(
     learning_rate: ArrayLike = 1e-3,
-    hypergrad_lr: ArrayLike = 1e-07,
+    hypergrad_lr: ArrayLike | None = None,
     *,
+    rate_dynamics: str = 'multiplicative',
     b1: ArrayLike = 0.9,
     b2: ArrayLike = 0.999,
     eps: ArrayLike = 1e-8,
@@ -369,13 +439,18 @@ def adam_op_sgdn_lop(
 ) -> base.GradientTransformationExtraArgs:
   r"""Adam_op-SGDN_lop: Adam, rate by SGDN_lop.
 
-  The rate is moved by Nesterov momentum on the rate (seed 001, Algorithm 1,
-  :math:`\mu = 0.9`), along the hypergradient :math:`h_t = -g_t \cdot
-  d_{t-1}`; see :func:`hypergradient_descent`.
+  The rate is moved by Nesterov momentum on the rate ("Hypergradient based
+  optimization methods", Algorithm 1, :math:`\mu = 0.9`), along the
+  hypergradient :math:`h_t = -g_t \cdot d_{t-1}` (by default on
+  :math:`\log\alpha` along its cosine); see :func:`scale_by_hypergradient`.
 
   Args:
     learning_rate: the initial rate :math:`\alpha_0`.
-    hypergrad_lr: :math:`\beta`, the step of the rate's optimizer.
+    hypergrad_lr: :math:`\beta`, the step of the rate's optimizer; None for
+      the default of ``rate_dynamics`` (see :func:`hypergradient_descent`).
+    rate_dynamics: ``'multiplicative'`` (scale-free, the default) or
+      ``'additive'`` (the paper's :math:`\alpha \leftarrow \alpha - \beta
+      h`).
     b1: Adam's first-moment decay.
     b2: Adam's second-moment decay.
     eps: Adam's :math:`\epsilon`, added to :math:`\sqrt{\hat v}`.
@@ -388,6 +463,7 @@ def adam_op_sgdn_lop(
   """
   return hypergradient_descent(
       learning_rate, hypergrad_lr, base='adam', rate_optimizer='nesterov',
+      rate_dynamics=rate_dynamics,
       b1=b1, b2=b2, eps=eps,
       per_leaf=per_leaf, min_learning_rate=min_learning_rate,
       max_learning_rate=max_learning_rate)
@@ -395,8 +471,9 @@ def adam_op_sgdn_lop(
 
 def adam_op_adam_lop(
     learning_rate: ArrayLike = 1e-3,
-    hypergrad_lr: ArrayLike = 1e-07,
+    hypergrad_lr: ArrayLike | None = None,
     *,
+    rate_dynamics: str = 'multiplicative',
     b1: ArrayLike = 0.9,
     b2: ArrayLike = 0.999,
     eps: ArrayLike = 1e-8,
@@ -406,13 +483,19 @@ def adam_op_adam_lop(
 ) -> base.GradientTransformationExtraArgs:
   r"""Adam_op-Adam_lop: Adam, rate by Adam_lop.
 
-  The rate is moved by Adam on the rate (seed 001, Algorithm 2, :math:`\beta_1
-  = 0.9, \beta_2 = 0.999, \epsilon = 10^{-8}`), along the hypergradient
-  :math:`h_t = -g_t \cdot d_{t-1}`; see :func:`hypergradient_descent`.
+  The rate is moved by Adam on the rate ("Hypergradient based optimization
+  methods", Algorithm 2, :math:`\beta_1 = 0.9, \beta_2 = 0.999, \epsilon =
+  10^{-8}`), along the hypergradient :math:`h_t = -g_t \cdot d_{t-1}` (by
+  default on :math:`\log\alpha` along its cosine); see
+  :func:`scale_by_hypergradient`.
 
   Args:
     learning_rate: the initial rate :math:`\alpha_0`.
-    hypergrad_lr: :math:`\beta`, the step of the rate's optimizer.
+    hypergrad_lr: :math:`\beta`, the step of the rate's optimizer; None for
+      the default of ``rate_dynamics`` (see :func:`hypergradient_descent`).
+    rate_dynamics: ``'multiplicative'`` (scale-free, the default) or
+      ``'additive'`` (the paper's :math:`\alpha \leftarrow \alpha - \beta
+      h`).
     b1: Adam's first-moment decay.
     b2: Adam's second-moment decay.
     eps: Adam's :math:`\epsilon`, added to :math:`\sqrt{\hat v}`.
@@ -425,6 +508,7 @@ def adam_op_adam_lop(
   """
   return hypergradient_descent(
       learning_rate, hypergrad_lr, base='adam', rate_optimizer='adam',
+      rate_dynamics=rate_dynamics,
       b1=b1, b2=b2, eps=eps,
       per_leaf=per_leaf, min_learning_rate=min_learning_rate,
       max_learning_rate=max_learning_rate)

@@ -6,6 +6,7 @@ per parameter leaf, and moves it with an Optax transformation acting on that
 scalar. This module holds that shared machinery.
 """
 
+import math
 import operator
 from typing import Any
 
@@ -17,6 +18,18 @@ from optax._src import base
 from optax_hypergrad._src import checks
 
 RATE_OPTIMIZERS = ('sgd', 'nesterov', 'adam')
+RATE_DYNAMICS = ('multiplicative', 'additive')
+# The most a multiplicative rate step may move the rate: a factor of 2 either
+# way, whatever the rate optimizer proposes.
+MAX_LOG_STEP = math.log(2.0)
+# β of the multiplicative rule by rate optimizer: a step of log α per unit of
+# cosine, chosen by measurement (`python -m benchmarks.defaults`): 0.05 for
+# SGD and Adam on the rate; 0.005 with Nesterov momentum on the rate, whose
+# steady step is 1/(1 - 0.9) = 10x larger (0.01 already overshot).
+DEFAULT_LOG_STEPS = {'sgd': 0.05, 'nesterov': 0.005, 'adam': 0.05}
+# How far above its running level the gradient norm may jump before the
+# multiplicative rule clips the step and cuts the rate.
+GROWTH_LIMIT = 2.0
 
 
 def rate_dtype(params: base.Params) -> jnp.dtype:
@@ -59,6 +72,57 @@ def dot(x: base.Updates, y: base.Updates, dtype: jnp.dtype, per_leaf: bool):
   if per_leaf:
     return dots
   return jax.tree.reduce(operator.add, dots, initializer=jnp.zeros([], dtype))
+
+
+def cosine(x: base.Updates, y: base.Updates, dtype: jnp.dtype,
+           per_leaf: bool) -> tuple[Any, Any, Any]:
+  """``(x · y, cos(x, y), ‖x‖)``, over the whole tree or per leaf.
+
+  The cosine is 0 where either side is zero or its squared norm overflows
+  (a gradient of 1e20 in float32): then it carries no usable direction, and
+  a rate moved by it stays where it is.
+  """
+  dots, xx, yy = (dot(x, y, dtype, per_leaf), dot(x, x, dtype, per_leaf),
+                  dot(y, y, dtype, per_leaf))
+
+  def cos(xy, xx, yy):
+    denom = jnp.sqrt(xx) * jnp.sqrt(yy)
+    ok = jnp.isfinite(denom) & (denom > 0)
+    return jnp.clip(jnp.where(ok, xy / jnp.where(ok, denom, 1.0), 0.0),
+                    -1.0, 1.0)
+
+  return dots, jax.tree.map(cos, dots, xx, yy), jax.tree.map(jnp.sqrt, xx)
+
+
+def clip_to_level(grad_norm: Any, level: Any) -> tuple[Any, Any]:
+  """A relative clip: the step shrinks when ``‖g‖`` jumps above its level.
+
+  ``level`` is a running average of ``‖g‖`` (0 before the first step). When
+  ``‖g_t‖`` exceeds ``GROWTH_LIMIT`` times it — a spike, or the gradient
+  growing because the rate has become unstable — this step's update is
+  scaled down to that limit. The level follows ``‖g‖`` clipped to the
+  limit, so a spike neither passes nor blinds the clip, and a rate gone
+  unstable meets steps that grow by at most 10% per step while the
+  hypergradient brings it down. The rate itself is left alone: a one-off
+  spike costs it nothing, and heavy-tailed minibatch gradients do not
+  ratchet it down.
+
+  Returns:
+    ``(scale for this step's update, new level)``, shaped like ``level``.
+  """
+  def scale(n, lvl):
+    seen = lvl > 0
+    jump = jnp.where(seen, n / jnp.where(seen, lvl, 1.0), 1.0)
+    s = jnp.where(jump > GROWTH_LIMIT, GROWTH_LIMIT / jump, 1.0)
+    return jnp.where(jnp.isfinite(s), s, 1.0)
+
+  def new_level(n, lvl):
+    new = jnp.where(lvl > 0, 0.9 * lvl + 0.1 * jnp.minimum(
+        n, GROWTH_LIMIT * lvl), n)
+    return jnp.where(jnp.isfinite(new), new, lvl)
+
+  return (jax.tree.map(scale, grad_norm, level),
+          jax.tree.map(new_level, grad_norm, level))
 
 
 def scale_by_rate(rate: Any, direction: base.Updates, per_leaf: bool):
@@ -138,21 +202,63 @@ def step_rate(
   return new_rate, new_rate_state
 
 
+def step_log_rate(
+    rate: Any,
+    rate_state: base.OptState,
+    signal: Any,
+    rate_optimizer: base.GradientTransformation,
+    min_learning_rate: jax.typing.ArrayLike | None = None,
+    max_learning_rate: jax.typing.ArrayLike | None = None,
+) -> tuple[Any, base.OptState]:
+  """One multiplicative step of the rate: ``log α`` moved along ``signal``.
+
+  ``log α ← log α + clip(u, ±log 2)``, ``u`` what ``rate_optimizer``
+  proposes for the gradient ``signal`` at ``log α``. ``signal`` is the
+  hypergradient normalized to be dimensionless (a cosine, in [-1, 1]), so
+  the step does not depend on the scale of the loss, and the rate stays
+  positive and moves by at most a factor of 2 per step.
+
+  Args:
+    rate: the current rate (positive), scalar or tree of scalars.
+    rate_state: the state of ``rate_optimizer``.
+    signal: the normalized hypergradient, shaped like ``rate``.
+    rate_optimizer: any Optax transformation, applied to ``log α``.
+    min_learning_rate: optional lower bound of the rate.
+    max_learning_rate: optional upper bound of the rate.
+
+  Returns:
+    The new rate and the new state of ``rate_optimizer``.
+  """
+  log_rate = jax.tree.map(jnp.log, rate)
+  delta, new_rate_state = rate_optimizer.update(signal, rate_state, log_rate)
+  new_rate = jax.tree.map(
+      lambda r, d: r * jnp.exp(jnp.clip(d, -MAX_LOG_STEP, MAX_LOG_STEP)
+                               ).astype(r.dtype),
+      rate, delta)
+  new_rate = clip_rate(new_rate, min_learning_rate, max_learning_rate)
+  finite = all_finite((signal, new_rate))
+  new_rate = optax.tree.where(finite, new_rate, rate)
+  new_rate_state = optax.tree.where(finite, new_rate_state, rate_state)
+  return new_rate, new_rate_state
+
+
 def make_rate_optimizer(
     rate_optimizer: str | base.GradientTransformation,
     hypergrad_lr: jax.typing.ArrayLike | None,
-    default_hypergrad_lr: float,
+    default_hypergrad_lr: float | dict[str, float],
 ) -> base.GradientTransformation:
   """The Optax transformation that moves the rate.
 
   Args:
     rate_optimizer: ``'sgd'`` (plain HD, ``α ← α - β h``), ``'nesterov'``
-      (seed 001's ``SGDN_lop``, Algorithm 1, momentum 0.9) or ``'adam'``
+      (``SGDN_lop``, Algorithm 1 of "Hypergradient based optimization
+      methods", momentum 0.9) or ``'adam'``
       (``Adam_lop``, Algorithm 2, ``b1=0.9, b2=0.999, eps=1e-8``); or any
       Optax transformation, which then brings its own step size.
     hypergrad_lr: the step ``β`` of a named rate optimizer; None for
       ``default_hypergrad_lr``. Must be None with a transformation.
-    default_hypergrad_lr: ``β`` when ``hypergrad_lr`` is None.
+    default_hypergrad_lr: ``β`` when ``hypergrad_lr`` is None, or a dict of
+      it by ``rate_optimizer`` name.
 
   Returns:
     An Optax transformation to apply to the scalar rate.
@@ -167,7 +273,9 @@ def make_rate_optimizer(
     return rate_optimizer
   checks.check_choice('rate_optimizer', rate_optimizer, RATE_OPTIMIZERS)
   if hypergrad_lr is None:
-    hypergrad_lr = default_hypergrad_lr
+    hypergrad_lr = (default_hypergrad_lr[rate_optimizer]
+                    if isinstance(default_hypergrad_lr, dict)
+                    else default_hypergrad_lr)
   checks.check_scalar('hypergrad_lr', hypergrad_lr)
   if rate_optimizer == 'sgd':
     return optax.sgd(hypergrad_lr)

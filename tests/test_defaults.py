@@ -1,0 +1,45 @@
+"""Every HD alias called with no arguments: it adapts, and never diverges.
+
+Optax's alias-test parabola and Rosenbrock (10,000 steps, Optax's 3e-2
+tolerance), an ill-conditioned quadratic at loss scales 1e-3, 1 and 1e3 (the
+same start, rates 2e-4..2e4 apart), and one 1000x gradient spike.
+"""
+
+import numpy as np
+import pytest
+
+from benchmarks import defaults
+from benchmarks import problems as bench_problems
+import optax_hypergrad as ohg
+
+HD_ALIASES = ('sgd_hd', 'sgd_op_sgdn_lop', 'sgd_op_adam_lop', 'sgdn_hd',
+              'sgdn_op_sgdn_lop', 'sgdn_op_adam_lop', 'adam_hd',
+              'adam_op_sgdn_lop', 'adam_op_adam_lop')
+PROBLEMS = {
+    'parabola': bench_problems.parabola,
+    'rosenbrock': bench_problems.rosenbrock,
+    'quad_c1e-3': lambda: bench_problems.quadratic(1e-3),
+    'quad_c1': lambda: bench_problems.quadratic(1.0),
+    'quad_c1e3': lambda: bench_problems.quadratic(1e3),
+    'quad_spike': lambda: bench_problems.spike(bench_problems.quadratic(1.0)),
+}
+
+
+@pytest.mark.standard_promotion
+@pytest.mark.parametrize('problem', list(PROBLEMS))
+@pytest.mark.parametrize('alias', HD_ALIASES)
+def test_alias_at_defaults_converges(alias, problem):
+  prob = PROBLEMS[problem]()
+  out = defaults.run_grid(prob, lambda: getattr(ohg, alias)(), [()], seeds=1)
+  rates = out['rates'][0, 0]
+  assert np.all(np.isfinite(rates)) and np.all(rates > 0)
+  final, start = float(out['final'][0, 0]), float(out['start'][0, 0])
+  assert np.isfinite(final)
+  if prob.tol is not None:  # Optax's own bar for its aliases
+    assert float(out['dist'][0, 0]) < prob.tol
+  else:
+    assert final < 1e-3 * start
+  # It adapts: where the best constant step is 10x or more from the start
+  # (all but Rosenbrock, whose best is ~1e-3), the rate moves 2x or more.
+  if problem != 'rosenbrock':
+    assert abs(np.log(rates[-1] / 1e-3)) > np.log(2)
