@@ -85,6 +85,7 @@ def test_mu_zero_is_hypergradient_descent(base):
   eta0, beta = (0.1, 1e-2) if base != 'adam' else (0.01, 1e-4)
   marthe_tx = ohg.scale_by_marthe(BASES[base](), eta0, beta, mu=0.0)
   hd_tx = ohg.scale_by_hypergradient(BASES[base](), eta0, beta,
+                                     rate_dynamics='additive',
                                      min_learning_rate=0.0)
   with jax.enable_x64(True):
     marthe_run = run(marthe_tx, problem, 50, dtype=jnp.float64)

@@ -13,7 +13,8 @@ import optax_hypergrad as ohg
 
 def _least_squares():
   x = jax.random.normal(jax.random.key(0), (40, 8, 3))
-  loss_fn = lambda w, b: jnp.mean((b @ w - 1.0) ** 2)
+  w_true = jnp.array([1.0, -2.0, 0.5])
+  loss_fn = lambda w, x: jnp.mean((x @ (w - w_true)) ** 2)
   return loss_fn, jnp.zeros(3), x
 
 

@@ -115,11 +115,11 @@ def hypergradient_descent(
     >>> tx = ohg.hypergradient_descent(base='nesterov', rate_optimizer='adam')
     >>> w = jnp.zeros(3)
     >>> state = tx.init(w)
-    >>> for _ in range(100):
+    >>> for _ in range(300):
     ...   updates, state = tx.update(jax.grad(f)(w), state, w)
     ...   w = optax.apply_updates(w, updates)
-    >>> print(f'loss {f(w):.1e}')
-    loss 5.2e-07
+    >>> print(f'loss {f(w):.1e}, rate {state.learning_rate:.3f}')
+    loss 0.0e+00, rate 0.046
 
   References:
     Baydin et al, `Online Learning Rate Adaptation with Hypergradient Descent

@@ -145,7 +145,7 @@ def scale_by_hypergradient(
     ...   updates, state = tx.update(jax.grad(f)(w), state, w)
     ...   w = optax.apply_updates(w, updates)
     >>> print(f'loss {f(w):.1e}, rate {state.learning_rate:.3f}')
-    loss 2.9e-09, rate 0.078
+    loss 4.0e-08, rate 0.173
 
   References:
     Baydin et al, `Online Learning Rate Adaptation with Hypergradient Descent

@@ -108,13 +108,14 @@ def select_hyperparams(
   Examples:
     >>> import jax, jax.numpy as jnp
     >>> import optax_hypergrad as ohg
-    >>> loss_fn = lambda w, b: jnp.mean((b @ w - 1.0) ** 2)
+    >>> w_true = jnp.array([1.0, -2.0, 0.5])
+    >>> loss_fn = lambda w, x: jnp.mean((x @ (w - w_true)) ** 2)
     >>> batches = jax.random.normal(jax.random.key(0), (50, 8, 3))
     >>> sel = ohg.select_hyperparams(
     ...     ohg.sgd_hd, {'learning_rate': ohg.decimated(10.0, 4)},
     ...     loss_fn, jnp.zeros(3), batches)
     >>> sel.best
-    {'learning_rate': 0.1}
+    {'learning_rate': 1.0}
     >>> [row['diverged'] for row in sel.table]
     [True, False, False, False]
 
