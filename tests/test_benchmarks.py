@@ -207,3 +207,34 @@ def test_report_ranks_by_the_tasks_selection_metric():
   assert '`sgd_hd`' in rows[0]  # lower validation loss, higher train loss
   assert '0.22× `sgd`' in rows[0]
   assert 'Lowest validation loss: **`sgd_hd`**, 4.50×' in section
+
+
+def _entry(losses, seeds=3, **kw):
+  r = {'final_train_loss': list(losses), 'seeds': seeds,
+       'run_seconds': 3.0, 'compile_seconds': 1.0, 'best_hparam': None}
+  r.update(kw)
+  return r
+
+
+def test_headline_counts_wins_goal_divergence_and_base():
+  from benchmarks import headline  # pylint: disable=g-import-not-at-top
+  suite = {
+      't1': {'sgd': _entry([2.0] * 3), 'sgd_hd': _entry([1.0] * 3),
+             'momo': _entry([1.5] * 3), 'adam*': _entry([0.5] * 3),
+             'sgdn_hd+select': _entry([0.9] * 3, best_hparam=0.1,
+                                      select_seconds=2.0)},
+      't2': {'sgd': _entry([1.0] * 3),
+             'sgd_hd': _entry([np.nan, 2.0, 2.0]),  # one seed diverged
+             'momo': _entry([0.5] * 3), 'adam*': _entry([0.4] * 3)},
+  }
+  won, of, _ = headline.goal(suite)
+  assert (won, of) == (1, 2)  # t1: 1.0 < 1.5; t2: diverged counts as inf
+  hits, total, misses = headline.below_base(suite)
+  assert (hits, total, misses) == (1, 2, ['`sgd_hd` on t2'])
+  table = headline.table(suite)
+  row = next(line for line in table.splitlines() if '`sgd_hd`' in line)
+  assert '1 ↓' in row and 'diverged' in row and row.endswith('| 0 | 1 |')
+  assert '**0.5**' in table and '**0.4**' in table  # the tuned bar wins
+  cost = headline.selection_cost(suite)
+  # one run = compile 1 + 3 s / 3 seeds = 2 s; (2 + 2) / 2 = 2x
+  assert '| t1 | `sgdn_hd+select` | 0.1 | 2.0 | 2.0 | 2.00× |' in cost

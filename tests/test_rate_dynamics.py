@@ -123,3 +123,20 @@ def test_invalid_rate_dynamics_raises():
     ohg.sgd_hd(rate_dynamics='log')
   with pytest.raises(ValueError, match='learning_rate'):
     ohg.sgd_hd(0.0)  # a multiplicative rate cannot start at 0
+
+
+def test_any_optax_transformation_moves_log_rate():
+  """The rate-optimizer slot takes any Optax transformation, applied to
+  log α: optax.sgd(0.05) is the named 'sgd' at β = 0.05, and a chain with
+  a clip bounds each log step."""
+  problem = problems.logistic()
+  named, named_rates, _ = run(ohg.hypergradient_descent(0.1, 0.05), problem)
+  ws, rates, _ = run(ohg.hypergradient_descent(
+      0.1, rate_optimizer=optax.sgd(0.05)), problem)
+  np.testing.assert_allclose(ws, named, rtol=1e-6)
+  np.testing.assert_allclose(rates, named_rates, rtol=1e-6)
+  _, clipped, _ = run(ohg.hypergradient_descent(
+      0.1, rate_optimizer=optax.chain(optax.clip(0.01), optax.sgd(1.0))),
+                      problem)
+  steps = np.abs(np.diff(np.log(clipped[:, 0])))
+  assert steps.max() <= 0.01 + 1e-6 and steps.max() > 0.009
