@@ -13,7 +13,6 @@ and the study the defaults were chosen by.
 """
 
 import argparse
-import json
 import os
 import sys
 
@@ -21,6 +20,7 @@ import numpy as np
 
 from benchmarks import defaults as defaults_lib
 from benchmarks import methods as methods_lib
+from benchmarks import report
 
 GROUPS = (
     ('this package, every alias at its defaults', methods_lib.HD_ALIASES + (
@@ -220,21 +220,14 @@ def page(suite, lbfgs, defaults):
   return '\n'.join(parts)
 
 
-def _load(path):
-  if not os.path.exists(path):
-    return None
-  with open(path) as f:
-    return json.load(f)
-
-
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
   parser.add_argument('--results', default='results')
   parser.add_argument('--out', default='docs/no_tuning.md')
   args = parser.parse_args(argv)
-  suite = _load(os.path.join(args.results, 'notune.json'))['results']
-  text = page(suite, _load(os.path.join(args.results, 'lbfgs.json')),
-              _load(os.path.join(args.results, 'defaults.json')))
+  load = lambda name: report.load(os.path.join(args.results, name))
+  text = page(load('notune.json')['results'], load('lbfgs.json'),
+              load('defaults.json'))
   with open(args.out, 'w') as f:
     f.write(text)
   print(text)

@@ -17,12 +17,10 @@ import jax
 import numpy as np
 import optax
 
+from benchmarks import methods as methods_lib
 from benchmarks import problems as problems_lib
 import optax_hypergrad as ohg
 
-HD_ALIASES = ('sgd_hd', 'sgd_op_sgdn_lop', 'sgd_op_adam_lop', 'sgdn_hd',
-              'sgdn_op_sgdn_lop', 'sgdn_op_adam_lop', 'adam_hd',
-              'adam_op_sgdn_lop', 'adam_op_adam_lop')
 RTOL = 1e-4
 MAX_ITERS = 5000
 
@@ -74,31 +72,19 @@ def main(argv=None):
                 optax.value_and_grad_from_state(f))
     target = float(vs.min())
     row = {'target': target, 'lbfgs': iters_to(vs, target)}
-    for alias in HD_ALIASES:
+    for alias in methods_lib.HD_ALIASES:
       row[alias] = iters_to(losses(getattr(ohg, alias)(), f, p0, MAX_ITERS),
                             target)
       row[alias + '_paper'] = iters_to(
           losses(getattr(ohg, alias)(rate_dynamics='additive'), f, p0,
                  MAX_ITERS), target)
     results[name] = row
-  _print(results)
+  out = {'rtol': RTOL, 'max_iters': MAX_ITERS, 'results': results}
+  from benchmarks import headline  # pylint: disable=g-import-not-at-top
+  print(headline.lbfgs_table(out))
   os.makedirs(os.path.dirname(args.out) or '.', exist_ok=True)
   with open(args.out, 'w') as fh:
-    json.dump({'rtol': RTOL, 'max_iters': MAX_ITERS, 'results': results}, fh)
-
-
-def _print(results):
-  names = list(results)
-  print('| method | ' + ' | '.join(names) + ' |')
-  print('|---' * (len(names) + 1) + '|')
-  rows = ['lbfgs'] + [a + s for a in HD_ALIASES for s in ('', '_paper')]
-  for r in rows:
-    cells = []
-    for n in names:
-      it, lb = results[n][r], results[n]['lbfgs']
-      cells.append(f'> {MAX_ITERS}' if it is None else (
-          f'{it}' if r == 'lbfgs' else f'{it} ({it / lb:.0f}×)'))
-    print(f'| {r} | ' + ' | '.join(cells) + ' |')
+    json.dump(out, fh)
 
 
 if __name__ == '__main__':

@@ -464,7 +464,8 @@ def page(suite, sensitivity, conditioning, schedules, cifar_runs, plots):
   return '\n'.join(parts)
 
 
-def _load(path):
+def load(path):
+  """The JSON at ``path``, or None when it is not there."""
   if not os.path.exists(path):
     return None
   with open(path) as f:
@@ -477,14 +478,14 @@ def main(argv=None):
   parser.add_argument('--suite', default='results/full/full.json')
   parser.add_argument('--out', default='docs/benchmarks.md')
   args = parser.parse_args(argv)
-  suite = _load(args.suite)['results']
+  suite = load(args.suite)['results']
   out_dir = os.path.dirname(os.path.abspath(args.out))
   sensitivity = {}
   for task in ('logreg', 'mlp'):
-    s = _load(os.path.join(args.results, f'sensitivity_{task}.json'))
+    s = load(os.path.join(args.results, f'sensitivity_{task}.json'))
     if s:
       sensitivity[task] = s
-  cifar_runs = [_load(p) for p in sorted(glob.glob(
+  cifar_runs = [load(p) for p in sorted(glob.glob(
       os.path.join(args.results, 'cifar_*.json')))]
   plots = {}
   suite_dir = os.path.dirname(args.suite)
@@ -503,10 +504,10 @@ def main(argv=None):
                   os.path.join(out_dir, name))
       plots[f'sensitivity_{task}'] = name
   text = page(suite, sensitivity,
-              _load(os.path.join(args.results, 'conditioning.json')),
+              load(os.path.join(args.results, 'conditioning.json')),
               [r for r in (
-                  _load(os.path.join(args.results, 'schedules.json')),
-                  _load(os.path.join(args.results, 'schedules_3x500',
+                  load(os.path.join(args.results, 'schedules.json')),
+                  load(os.path.join(args.results, 'schedules_3x500',
                                      'schedules.json'))) if r],
               cifar_runs, plots)
   with open(args.out, 'w') as f:

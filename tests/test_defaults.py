@@ -9,12 +9,11 @@ import numpy as np
 import pytest
 
 from benchmarks import defaults
+from benchmarks import methods as methods_lib
 from benchmarks import problems as bench_problems
 import optax_hypergrad as ohg
 
-HD_ALIASES = ('sgd_hd', 'sgd_op_sgdn_lop', 'sgd_op_adam_lop', 'sgdn_hd',
-              'sgdn_op_sgdn_lop', 'sgdn_op_adam_lop', 'adam_hd',
-              'adam_op_sgdn_lop', 'adam_op_adam_lop')
+HD_ALIASES = methods_lib.HD_ALIASES
 PROBLEMS = {
     'parabola': bench_problems.parabola,
     'rosenbrock': bench_problems.rosenbrock,

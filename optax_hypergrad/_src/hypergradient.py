@@ -185,10 +185,10 @@ def scale_by_hypergradient(
       # ∂L/∂log α = α h_t, normalized: -cos(g_t, d_{t-1}) in [-1, 1].
       _, cos, norm = rate_lib.cosine(updates, state.prev_direction, dtype,
                                      per_leaf)
-      lr, rate_state = rate_lib.step_log_rate(
+      lr, rate_state = rate_lib.step_rate(
           state.learning_rate, state.rate_state,
           jax.tree.map(lambda c: target_cosine - c, cos), rate_opt,
-          min_learning_rate, max_learning_rate)
+          min_learning_rate, max_learning_rate, multiplicative=True)
       scale, grad_norm = rate_lib.clip_to_level(norm, state.grad_norm)
       ok = rate_lib.all_finite(updates)
       # Clipped before the base sees it: its moments never hold a spike.

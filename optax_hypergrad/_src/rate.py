@@ -171,72 +171,47 @@ def step_rate(
     rate_optimizer: base.GradientTransformation,
     min_learning_rate: jax.typing.ArrayLike | None = None,
     max_learning_rate: jax.typing.ArrayLike | None = None,
+    *,
+    multiplicative: bool = False,
 ) -> tuple[Any, base.OptState]:
   """One step of ``rate_optimizer`` on the rate, given its hypergradient.
 
-  ``α ← clip(α + u)`` with ``u`` what ``rate_optimizer`` proposes for the
-  gradient ``h`` (for ``optax.sgd(β)``, ``u = -β h``). A non-finite ``h``
-  leaves the rate and the rate optimizer's state as they were, so a NaN loss
-  or gradient never poisons the learned rate.
+  Additive: ``α ← clip(α + u)`` with ``u`` what ``rate_optimizer`` proposes
+  for the gradient ``h`` (for ``optax.sgd(β)``, ``u = -β h``).
+  Multiplicative: ``log α ← log α + clip(u, ±log 2)``, ``u`` proposed for
+  ``h`` at ``log α``; there ``h`` is the hypergradient normalized to be
+  dimensionless (a cosine, in [-1, 1]), so the step does not depend on the
+  scale of the loss, and the rate stays positive and moves by at most a
+  factor of 2 per step. Either way a non-finite ``h`` (or a rate step that
+  overflows) leaves the rate and the rate optimizer's state as they were, so
+  a NaN loss or gradient never poisons the learned rate.
 
   Args:
     rate: the current rate, scalar or tree of scalars.
     rate_state: the state of ``rate_optimizer``.
-    hypergradient: ``h = ∂L/∂α``, shaped like ``rate``.
-    rate_optimizer: any Optax transformation, applied to the scalar rate.
+    hypergradient: ``h``, shaped like ``rate``: ``∂L/∂α``, or its normalized
+      form for the multiplicative rule.
+    rate_optimizer: any Optax transformation, applied to the rate (to
+      ``log α`` for the multiplicative rule).
     min_learning_rate: optional lower bound of the rate.
     max_learning_rate: optional upper bound of the rate.
+    multiplicative: move ``log α`` rather than ``α``.
 
   Returns:
     The new rate and the new state of ``rate_optimizer``.
   """
-  delta, new_rate_state = rate_optimizer.update(
-      hypergradient, rate_state, rate
-  )
-  new_rate = clip_rate(
-      optax.apply_updates(rate, delta), min_learning_rate, max_learning_rate
-  )
-  finite = all_finite((hypergradient, new_rate))  # β h may overflow too
-  new_rate = optax.tree.where(finite, new_rate, rate)
-  new_rate_state = optax.tree.where(finite, new_rate_state, rate_state)
-  return new_rate, new_rate_state
-
-
-def step_log_rate(
-    rate: Any,
-    rate_state: base.OptState,
-    signal: Any,
-    rate_optimizer: base.GradientTransformation,
-    min_learning_rate: jax.typing.ArrayLike | None = None,
-    max_learning_rate: jax.typing.ArrayLike | None = None,
-) -> tuple[Any, base.OptState]:
-  """One multiplicative step of the rate: ``log α`` moved along ``signal``.
-
-  ``log α ← log α + clip(u, ±log 2)``, ``u`` what ``rate_optimizer``
-  proposes for the gradient ``signal`` at ``log α``. ``signal`` is the
-  hypergradient normalized to be dimensionless (a cosine, in [-1, 1]), so
-  the step does not depend on the scale of the loss, and the rate stays
-  positive and moves by at most a factor of 2 per step.
-
-  Args:
-    rate: the current rate (positive), scalar or tree of scalars.
-    rate_state: the state of ``rate_optimizer``.
-    signal: the normalized hypergradient, shaped like ``rate``.
-    rate_optimizer: any Optax transformation, applied to ``log α``.
-    min_learning_rate: optional lower bound of the rate.
-    max_learning_rate: optional upper bound of the rate.
-
-  Returns:
-    The new rate and the new state of ``rate_optimizer``.
-  """
-  log_rate = jax.tree.map(jnp.log, rate)
-  delta, new_rate_state = rate_optimizer.update(signal, rate_state, log_rate)
-  new_rate = jax.tree.map(
-      lambda r, d: r * jnp.exp(jnp.clip(d, -MAX_LOG_STEP, MAX_LOG_STEP)
-                               ).astype(r.dtype),
-      rate, delta)
+  if multiplicative:
+    delta, new_rate_state = rate_optimizer.update(
+        hypergradient, rate_state, jax.tree.map(jnp.log, rate))
+    new_rate = jax.tree.map(
+        lambda r, d: r * jnp.exp(jnp.clip(d, -MAX_LOG_STEP, MAX_LOG_STEP)
+                                 ).astype(r.dtype), rate, delta)
+  else:
+    delta, new_rate_state = rate_optimizer.update(hypergradient, rate_state,
+                                                  rate)
+    new_rate = optax.apply_updates(rate, delta)
   new_rate = clip_rate(new_rate, min_learning_rate, max_learning_rate)
-  finite = all_finite((signal, new_rate))
+  finite = all_finite((hypergradient, new_rate))  # β h may overflow too
   new_rate = optax.tree.where(finite, new_rate, rate)
   new_rate_state = optax.tree.where(finite, new_rate_state, rate_state)
   return new_rate, new_rate_state
