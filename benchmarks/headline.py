@@ -194,10 +194,12 @@ def page(suite, lbfgs, defaults):
            + (f'; not: {", ".join(misses)}.' if misses else '.')
            + f' Diverged runs among the package\'s defaults: **{n_div}**.',
            '', '## What the selection procedure costs', '',
-           '`select_hyperparams` runs the first tenth of the steps for 5 '
-           'initial rates (1, 0.1, …, 1e-4) as one vmapped program, then '
+           '`select_hyperparams` runs the first twentieth of the steps for '
+           '5 initial rates (1, 0.1, …, 1e-4) as one vmapped program, then '
            'the chosen one trains. Time as measured here, compile '
-           'included.', '', selection_cost(suite), '']
+           'included (the selection compiles one program of its own, which '
+           'dominates on the smallest tasks).', '', selection_cost(suite),
+           '']
   if lbfgs:
     parts += ['## Deterministic convex problems against L-BFGS', '',
               f'Full-batch softmax regression (L2 1e-3) and least squares; '

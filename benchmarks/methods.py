@@ -49,8 +49,8 @@ class Method:
     base: the constant-step method this one is compared with, if any.
     schedule_free: evaluate at ``optax.contrib.schedule_free_eval_params``.
     select: ``(name, candidates)``: before the run, ``h`` is chosen among
-      ``candidates`` by ``ohg.select_hyperparams`` on the first tenth of
-      the run's batches (seed 0), as a user without a grid search would.
+      ``candidates`` by ``ohg.select_hyperparams`` on the first twentieth
+      of the run's batches (seed 0), as a user without a grid search would.
   """
 
   make: Callable[[Any, int], Any]

@@ -209,7 +209,7 @@ def test_report_ranks_by_the_tasks_selection_metric():
   assert 'Lowest validation loss: **`sgd_hd`**, 4.50×' in section
 
 
-def _headline_entry(losses, seeds=3, **kw):
+def _he(losses, seeds=3, **kw):
   r = {'final_train_loss': list(losses), 'seeds': seeds,
        'run_seconds': 3.0, 'compile_seconds': 1.0, 'best_hparam': None}
   r.update(kw)
@@ -219,13 +219,13 @@ def _headline_entry(losses, seeds=3, **kw):
 def test_headline_counts_wins_goal_divergence_and_base():
   from benchmarks import headline  # pylint: disable=g-import-not-at-top
   suite = {
-      't1': {'sgd': _headline_entry([2.0] * 3), 'sgd_hd': _headline_entry([1.0] * 3),
-             'momo': _headline_entry([1.5] * 3), 'adam*': _headline_entry([0.5] * 3),
-             'sgdn_hd+select': _headline_entry([0.9] * 3, best_hparam=0.1,
+      't1': {'sgd': _he([2.0] * 3), 'sgd_hd': _he([1.0] * 3),
+             'momo': _he([1.5] * 3), 'adam*': _he([0.5] * 3),
+             'sgdn_hd+select': _he([0.9] * 3, best_hparam=0.1,
                                       select_seconds=2.0)},
-      't2': {'sgd': _headline_entry([1.0] * 3),
-             'sgd_hd': _headline_entry([np.nan, 2.0, 2.0]),  # one seed diverged
-             'momo': _headline_entry([0.5] * 3), 'adam*': _headline_entry([0.4] * 3)},
+      't2': {'sgd': _he([1.0] * 3),
+             'sgd_hd': _he([np.nan, 2.0, 2.0]),  # one seed diverged
+             'momo': _he([0.5] * 3), 'adam*': _he([0.4] * 3)},
   }
   won, of, _ = headline.goal(suite)
   assert (won, of) == (1, 2)  # t1: 1.0 < 1.5; t2: diverged counts as inf
