@@ -238,3 +238,12 @@ def test_headline_counts_wins_goal_divergence_and_base():
   cost = headline.selection_cost(suite)
   # one run = compile 1 + 3 s / 3 seeds = 2 s; (2 + 2) / 2 = 2x
   assert '| t1 | `sgdn_hd+select` | 0.1 | 2.0 | 2.0 | 2.00× |' in cost
+
+
+def test_headline_counts_five_seed_divergence_and_bad_rates():
+  from benchmarks import headline  # pylint: disable=g-import-not-at-top
+  full = {'t': {'sgd_hd': _he([1.0, np.nan], learning_rate_curve=[1e-3, 0]),
+                'adam_hd': _he([1.0, 1.0], learning_rate_curve=[1e-3, 1e-3]),
+                'momo': _he([np.nan, np.nan], learning_rate_curve=[np.nan])}}
+  text = headline.five_seeds(full)  # momo is not an HD alias: not counted
+  assert '**1 of 4** runs diverged; 1 points' in text
