@@ -164,7 +164,7 @@ def select(method, task, data):
                                                 model.apply)
   sel = ohg.select_hyperparams(
       lambda **kw: method.make(kw[name], total), {name: candidates}, loss_fn,
-      model.init(jax.random.key(0)), jax.numpy.asarray(batches))
+      jax.jit(model.init)(jax.random.key(0)), jax.numpy.asarray(batches))
   return sel.best[name]
 
 

@@ -126,12 +126,6 @@ def select_hyperparams(
   _check(candidates)
   names = list(candidates)
   combos = list(itertools.product(*(candidates[n] for n in names)))
-  first = jax.tree.map(lambda b: b[0], batches)
-  start = float(loss_fn(params, first))
-  if not np.isfinite(start):
-    raise ValueError(
-        f'the loss at the initial params is {start} on the first batch: '
-        'selection needs a finite starting loss')
 
   def run(hparams):
     tx = base.with_extra_args_support(
@@ -144,16 +138,24 @@ def select_hyperparams(
       updates, state = tx.update(grads, state, p, value=loss,
                                  value_fn=value_fn)
       return (optax.apply_updates(p, updates), state,
-              ok & jnp.isfinite(loss)), None
+              ok & jnp.isfinite(loss)), loss
 
-    (p, _, ok), _ = jax.lax.scan(step, (params, tx.init(params), True),
-                                 batches)
+    (p, _, ok), losses = jax.lax.scan(
+        step, (params, tx.init(params), True), batches)
     loss = jnp.mean(jax.vmap(lambda b: loss_fn(p, b))(batches))
-    return loss, ok & jnp.isfinite(loss)
+    # losses[0] is the loss at the initial params on the first batch
+    return loss, ok & jnp.isfinite(loss), losses[0]
 
   hs = tuple(jnp.asarray([c[i] for c in combos], jnp.float32)
              for i in range(len(names)))
-  losses, ok = jax.jit(jax.vmap(lambda *h: run(h)))(*hs)
+  # One program: the start loss comes out of it too (an eager evaluation
+  # would compile op by op, which cost seconds on the first call).
+  losses, ok, first = jax.jit(jax.vmap(lambda *h: run(h)))(*hs)
+  start = float(first[0])
+  if not np.isfinite(start):
+    raise ValueError(
+        f'the loss at the initial params is {start} on the first batch: '
+        'selection needs a finite starting loss')
   losses, ok = np.asarray(losses, np.float64), np.asarray(ok)
   diverged = ~ok | ~(losses <= start)
   table = [dict(zip(names, map(float, c), strict=True),
