@@ -70,3 +70,36 @@ def test_invalid_schedule_shape():
   with pytest.raises(ValueError, match='schedule'):
     ohg.lrs_opt(jnp.ones((2, 2)), jnp.zeros(2), jnp.zeros((2, 2)),
                 lambda p, b: jnp.sum(p), jnp.sum)
+
+
+@pytest.mark.parametrize('momentum', [0.0, 0.9], ids=['sgd', 'momentum'])
+@pytest.mark.parametrize('kind', ['constant', 'rising', 'random'])
+def test_unrolled_objective_is_an_independent_numpy_loop(momentum, kind):
+  """The unrolled run against a plain NumPy loop written from the update
+  (v ← μ v + g, w ← w − η_t v): a momentum state that is not carried, or a
+  schedule shifted by one step, changes the objective well above 1e-10."""
+  rng = np.random.default_rng(3)
+  steps, batch, dim = 12, 8, 5
+  xs = rng.normal(size=(steps, batch, dim))
+  ys = xs @ rng.normal(size=dim) + 0.1 * rng.normal(size=(steps, batch))
+  x_val = rng.normal(size=(64, dim))
+  y_val = x_val @ rng.normal(size=dim)
+  schedule = {'constant': np.full(steps, 0.05),
+              'rising': np.linspace(0.01, 0.1, steps),
+              'random': rng.uniform(0.0, 0.1, steps)}[kind]
+  w = np.zeros(dim)
+  v = np.zeros(dim)
+  for t in range(steps):
+    g = xs[t].T @ (xs[t] @ w - ys[t]) / batch
+    v = momentum * v + g
+    w = w - schedule[t] * v
+  expected = 0.5 * np.mean((x_val @ w - y_val) ** 2)
+  with jax.enable_x64(True):
+    loss_fn = lambda p, b: 0.5 * jnp.mean((b[0] @ p - b[1]) ** 2)
+    got = ohg.unrolled_objective(
+        jnp.asarray(schedule), jnp.zeros(dim), (jnp.asarray(xs),
+                                                jnp.asarray(ys)),
+        loss_fn, lambda p: loss_fn(p, (jnp.asarray(x_val),
+                                       jnp.asarray(y_val))),
+        None if momentum == 0 else optax.trace(momentum))
+    np.testing.assert_allclose(float(got), expected, rtol=1e-10)
