@@ -174,6 +174,23 @@ def test_rate_is_clamped_at_zero_and_bounded_above():
   assert (rates == 0.0).any() or (rates == np.float32(0.06)).any()
 
 
+def test_rate_clamp_at_zero_binds():
+  """A rate too large for f = 10 |w|^2 makes the iterate oscillate: the
+  hypergradient (800 per coordinate at step 2) pushes the rate to
+  0.15 - 1e-3 * 1600 < 0, which the clamp holds at exactly 0."""
+  f = lambda w: 10.0 * jnp.sum(w ** 2)
+  tx = ohg.marthe(learning_rate=0.15, hypergrad_lr=1e-3, kappa=0.0, mu=0.0,
+                  adapt_mu=False)
+  w = jnp.ones(2)
+  state = tx.init(w)
+  rates = []
+  for _ in range(2):
+    updates, state = tx.update(jax.grad(f)(w), state, w, value_fn=f)
+    w = optax.apply_updates(w, updates)
+    rates.append(float(state.learning_rate))
+  assert rates == [pytest.approx(0.15), 0.0]
+
+
 def test_missing_value_fn_says_how_to_pass_it():
   tx = optax.chain(optax.clip_by_global_norm(1.0), ohg.marthe())
   params = jnp.ones(3)
