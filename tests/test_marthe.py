@@ -235,3 +235,20 @@ def test_chained_and_in_flax_nnx_step():
       lambda: Model(nnx.Rngs(0)), make_tx, loss_of, 40,
       lambda loss, pure_loss: {'value_fn': pure_loss})
   assert losses[-1] < 0.5 * losses[0]
+
+
+def test_mu_rule_resets_its_accumulator():
+  """The reference μ rule, c ← c·sign(μ) + μ, μ ← z^{1/(c+1)}: after a step
+  where the gradients disagree (μ = 0), c restarts from 0, so the next μ is
+  z itself. Without the reset the old c would give z^{1/(c+1)} instead."""
+  from optax_hypergrad._src import marthe as marthe_lib  # pylint: disable=g-import-not-at-top
+  e = jnp.ones(2)
+  agree, disagree = jnp.ones(2), -jnp.ones(2)  # ∇E·b = 2 or -2
+  step = lambda mu, c, b: marthe_lib._adapt_mu(  # pylint: disable=protected-access
+      mu, c, 1.0, e, b, jnp.float32)
+  mu, c = step(jnp.float32(0.5), jnp.float32(0.0), agree)  # q = 1/2
+  assert float(c) == 0.5 and float(mu) == pytest.approx(0.5 ** (1 / 1.5))
+  mu, c = step(mu, c, disagree)
+  assert float(mu) == 0.0 and float(c) > 0.5
+  mu, c = step(mu, c, agree)
+  assert float(c) == 0.0 and float(mu) == pytest.approx(0.5)
