@@ -37,6 +37,17 @@ def _loss(r):
 LOSS_NOTE = 'final loss'
 
 
+def _ratio(ours, theirs):
+  """``ours / theirs`` where a diverged side (NaN or inf) counts against its
+  method: ours diverged → inf (worse), theirs diverged → 0 (better), both
+  → 1 (comparable)."""
+  a = ours if np.isfinite(ours) else np.inf
+  b = theirs if np.isfinite(theirs) else np.inf
+  if np.isinf(a) and np.isinf(b):
+    return 1.0
+  return 0.0 if np.isinf(b) else a / b
+
+
 def _ratio_cells(pairs):
   return ', '.join(f'{label} {value:.2g}' for label, value in pairs)
 
@@ -59,7 +70,8 @@ def claim_hd_beats_its_base(suite):
     for ours, base in (('sgd_hd', 'sgd'), ('sgdn_hd', 'sgdn'),
                        ('adam_hd', 'adam')):
       if ours in by and base in by:
-        pairs.append((f'{task} {ours}', _loss(by[ours]) / _loss(by[base])))
+        pairs.append((f'{task} {ours}', _ratio(_loss(by[ours]),
+                                                _loss(by[base]))))
   hits = sum(v < 1 for _, v in pairs)
   return ('HD at the seeds\' defaults ends below its constant-step base '
           'started from the same α0 = 1e-3 (000, 001)',
@@ -75,10 +87,9 @@ def claim_hd_vs_lr_decay(suite):
                                   ('adam_hd*', 'adam_lr_decay*', 'adam*')):
       if ours in by and decay in by:
         loss = _loss(by[ours])
-        pairs.append((f'{task} {ours}',
-                      loss / _loss(by[decay])))
+        pairs.append((f'{task} {ours}', _ratio(loss, _loss(by[decay]))))
         against_constant.append((f'{task} {ours}',
-                                 loss / _loss(by[constant])))
+                                 _ratio(loss, _loss(by[constant]))))
   worse = sum(v > 2 for _, v in pairs)
   better = sum(v < 0.5 for _, v in pairs)
   comparable = len(pairs) - worse - better
@@ -154,7 +165,8 @@ def claim_l4_beats_tuned(suite):
   for task, by in suite.items():
     for ours, tuned in (('l4_adam', 'adam*'), ('l4_mom', 'sgdn*')):
       if ours in by and tuned in by:
-        pairs.append((f'{task} {ours}', _loss(by[ours]) / _loss(by[tuned])))
+        pairs.append((f'{task} {ours}', _ratio(_loss(by[ours]),
+                                                _loss(by[tuned]))))
   hits = sum(v < 1 for _, v in pairs)
   return ('L4 at its defaults ends below tuned constant-step Adam (L4Adam) '
           'and momentum (L4Mom) (003)', _status(hits, len(pairs)),
@@ -193,7 +205,7 @@ def claim_marthe(schedules, suite):
   for task, by in suite.items():
     if 'marthe' in by and 'sgd_hd' in by:
       extra.append((f'{task} marthe ÷ sgd_hd',
-                    _loss(by['marthe']) / _loss(by['sgd_hd'])))
+                    _ratio(_loss(by['marthe']), _loss(by['sgd_hd']))))
   return ('MARTHE\'s schedule beats HD\'s and RTHO\'s (002 §5)',
           _status(hits, len(schedules)),
           'validation loss, each method at its best β: ' + '; '.join(runs)
@@ -219,8 +231,9 @@ def claim_marthe_untuned(suite):
   for task, by in suite.items():
     tuned = [n for n in ('sgdn*', 'sgdn_lr_decay*') if n in by]
     if 'marthe' in by and tuned:
-      best = min(_loss(by[n]) for n in tuned)
-      pairs.append((task, _loss(by['marthe']) / best))
+      best = min(_loss(by[n]) if np.isfinite(_loss(by[n])) else np.inf
+                 for n in tuned)
+      pairs.append((task, _ratio(_loss(by['marthe']), best)))
   hits = sum(v <= 2 for _, v in pairs)
   return ('MARTHE at its defaults is competitive with tuned momentum '
           'schedules, "virtually requiring no tuning" (002 §6)',

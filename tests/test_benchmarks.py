@@ -247,3 +247,23 @@ def test_headline_counts_five_seed_divergence_and_bad_rates():
                 'momo': _he([np.nan, np.nan], learning_rate_curve=[np.nan])}}
   text = headline.five_seeds(full)  # momo is not an HD alias: not counted
   assert '**1 of 4** runs diverged; 1 points' in text
+
+
+def test_report_counts_a_diverged_run_against_its_method():
+  """NaN on either side of a claim's ratio: never "comparable" by accident."""
+  suite = {'a': {'sgdn_hd*': _entry(0.1), 'sgdn_lr_decay*': _entry(np.nan),
+                 'sgdn*': _entry(0.1)}}
+  # tuned lr-decay diverged, HD did not: HD better, the claim not reproduced
+  assert report.claim_hd_vs_lr_decay(suite)[1].startswith(
+      '**not reproduced**: HD better in 1 of 1')
+  suite['a'].update({'sgdn_hd*': _entry(np.nan), 'sgdn_lr_decay*':
+                     _entry(0.1)})
+  # HD diverged: worse, not comparable
+  assert 'worse in 1' in report.claim_hd_vs_lr_decay(suite)[1]
+  base = {'t': {'sgd_hd': _entry(0.5), 'sgd': _entry(np.nan)}}
+  assert report.claim_hd_beats_its_base(base)[1] == '**reproduced** (1 of 1)'
+  base['t'] = {'sgd_hd': _entry(np.nan), 'sgd': _entry(0.5)}
+  assert report.claim_hd_beats_its_base(base)[1] == (
+      '**not reproduced** (0 of 1)')
+  l4 = {'t': {'l4_adam': _entry(0.1), 'adam*': _entry(np.nan)}}
+  assert report.claim_l4_beats_tuned(l4)[1] == '**reproduced** (1 of 1)'
