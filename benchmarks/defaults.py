@@ -27,6 +27,7 @@ import tqdm
 
 from benchmarks import problems as problems_lib
 import optax_hypergrad as ohg
+from optax_hypergrad._src import rate as rate_lib
 
 CONST_GRID = tuple(float(x) for x in np.logspace(-5, 1, 13))
 BASES = ('sgd', 'nesterov', 'adam')
@@ -196,18 +197,13 @@ def report(results) -> str:
         s = summarize(results, key, i)
         beta = PAPER_BETA[base] if b is None else b
         default = rule == 'multiplicative' and a == 1e-3 and (
-            beta == ohg_defaults()[lop])
+            beta == rate_lib.DEFAULT_LOG_STEPS[lop])
         name = f'**{key}**' if default else key
         rows.append(
             f'| {name} | {rule} | {a:g} | {beta:g} | {s["geo"]:.3g} | '
             f'{s["worst"]:.3g} ({s["worst_on"]}) | {s["diverged"]} | '
             f'{s["beats_base"]} |')
   return '\n'.join(rows)
-
-
-def ohg_defaults():
-  from optax_hypergrad._src import rate  # pylint: disable=g-import-not-at-top
-  return rate.DEFAULT_LOG_STEPS
 
 
 if __name__ == '__main__':

@@ -17,6 +17,7 @@ import jax
 import numpy as np
 import optax
 
+from benchmarks import headline
 from benchmarks import methods as methods_lib
 from benchmarks import problems as problems_lib
 import optax_hypergrad as ohg
@@ -80,7 +81,6 @@ def main(argv=None):
                  MAX_ITERS), target)
     results[name] = row
   out = {'rtol': RTOL, 'max_iters': MAX_ITERS, 'results': results}
-  from benchmarks import headline  # pylint: disable=g-import-not-at-top
   print(headline.lbfgs_table(out))
   os.makedirs(os.path.dirname(args.out) or '.', exist_ok=True)
   with open(args.out, 'w') as fh:

@@ -131,7 +131,7 @@ def hypergradient_descent(
   direction = base_direction(base, momentum=momentum, b1=b1, b2=b2, eps=eps)
   if (hypergrad_lr is None and isinstance(rate_optimizer, str)
       and rate_dynamics == 'additive'):
-    hypergrad_lr = _PAPER_HYPERGRAD_LR.get(base)
+    hypergrad_lr = _PAPER_HYPERGRAD_LR[base]
   return hypergradient.scale_by_hypergradient(
       direction,
       learning_rate,

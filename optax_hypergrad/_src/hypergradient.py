@@ -168,7 +168,7 @@ def scale_by_hypergradient(
   direction = base.with_extra_args_support(direction)
   rate_opt = rate_lib.make_rate_optimizer(
       rate_optimizer, hypergrad_lr,
-      rate_lib.DEFAULT_LOG_STEPS if multiplicative else 1e-3)
+      rate_lib.DEFAULT_LOG_STEPS if multiplicative else rate_lib.DEFAULT_STEPS)
 
   def init_fn(params):
     lr = rate_lib.init_rate(learning_rate, params, per_leaf)
@@ -184,8 +184,8 @@ def scale_by_hypergradient(
     dtype = rate_lib.rate_dtype(state.learning_rate)
     if multiplicative:
       # ∂L/∂log α = α h_t, normalized: -cos(g_t, d_{t-1}) in [-1, 1].
-      _, cos, norm = rate_lib.cosine(updates, state.prev_direction, dtype,
-                                     per_leaf)
+      cos, norm = rate_lib.cosine(updates, state.prev_direction, dtype,
+                                  per_leaf)
       lr, rate_state = rate_lib.step_rate(
           state.learning_rate, state.rate_state,
           jax.tree.map(lambda c: target_cosine - c, cos), rate_opt,
@@ -195,8 +195,7 @@ def scale_by_hypergradient(
       # float32): such a step is skipped, at no extra pass over g.
       ok = rate_lib.all_finite(norm)
       # Clipped before the base sees it: its moments never hold a spike.
-      updates = rate_lib.scale_by_rate(
-          jax.tree.map(lambda s: -s, scale), updates, per_leaf)
+      updates = rate_lib.scale_tree(scale, updates, per_leaf)
     else:
       # h_t = g_t · ∇_α u_{t-1} = -g_t · d_{t-1}
       hypergrad = jax.tree.map(

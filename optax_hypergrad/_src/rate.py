@@ -27,8 +27,10 @@ MAX_LOG_STEP = math.log(2.0)
 # SGD and Adam on the rate; 0.005 with Nesterov momentum on the rate, whose
 # steady step is 1/(1 - 0.9) = 10x larger (0.01 already overshot).
 DEFAULT_LOG_STEPS = {'sgd': 0.05, 'nesterov': 0.005, 'adam': 0.05}
+# β of the additive rule, whatever the rate optimizer.
+DEFAULT_STEPS = dict.fromkeys(RATE_OPTIMIZERS, 1e-3)
 # How far above its running level the gradient norm may jump before the
-# multiplicative rule clips the step and cuts the rate.
+# multiplicative rule clips it.
 GROWTH_LIMIT = 2.0
 
 
@@ -75,8 +77,8 @@ def dot(x: base.Updates, y: base.Updates, dtype: jnp.dtype, per_leaf: bool):
 
 
 def cosine(x: base.Updates, y: base.Updates, dtype: jnp.dtype,
-           per_leaf: bool) -> tuple[Any, Any, Any]:
-  """``(x · y, cos(x, y), ‖x‖)``, over the whole tree or per leaf.
+           per_leaf: bool) -> tuple[Any, Any]:
+  """``(cos(x, y), ‖x‖)``, over the whole tree or per leaf.
 
   The cosine is 0 where either side is zero or its squared norm overflows
   (a gradient of 1e20 in float32): then it carries no usable direction, and
@@ -91,7 +93,7 @@ def cosine(x: base.Updates, y: base.Updates, dtype: jnp.dtype,
     return jnp.clip(jnp.where(ok, xy / jnp.where(ok, denom, 1.0), 0.0),
                     -1.0, 1.0)
 
-  return dots, jax.tree.map(cos, dots, xx, yy), jax.tree.map(jnp.sqrt, xx)
+  return jax.tree.map(cos, dots, xx, yy), jax.tree.map(jnp.sqrt, xx)
 
 
 def clip_to_level(grad_norm: Any, level: Any) -> tuple[Any, Any]:
@@ -125,11 +127,17 @@ def clip_to_level(grad_norm: Any, level: Any) -> tuple[Any, Any]:
           jax.tree.map(new_level, grad_norm, level))
 
 
+def scale_tree(scale: Any, tree: base.Updates, per_leaf: bool):
+  """``scale * tree``, in the dtype of each leaf of ``tree``; ``scale`` a
+  scalar, or a tree of scalars shaped like ``tree`` when ``per_leaf``."""
+  if per_leaf:
+    return jax.tree.map(lambda s, x: s.astype(x.dtype) * x, scale, tree)
+  return jax.tree.map(lambda x: scale.astype(x.dtype) * x, tree)
+
+
 def scale_by_rate(rate: Any, direction: base.Updates, per_leaf: bool):
   """``-rate * direction``, in the dtype of each leaf of ``direction``."""
-  if per_leaf:
-    return jax.tree.map(lambda r, d: (-r).astype(d.dtype) * d, rate, direction)
-  return jax.tree.map(lambda d: (-rate).astype(d.dtype) * d, direction)
+  return scale_tree(jax.tree.map(jnp.negative, rate), direction, per_leaf)
 
 
 def all_finite(tree: Any) -> jax.Array:
@@ -220,7 +228,7 @@ def step_rate(
 def make_rate_optimizer(
     rate_optimizer: str | base.GradientTransformation,
     hypergrad_lr: jax.typing.ArrayLike | None,
-    default_hypergrad_lr: float | dict[str, float],
+    default_hypergrad_lr: dict[str, float],
 ) -> base.GradientTransformation:
   """The Optax transformation that moves the rate.
 
@@ -232,8 +240,8 @@ def make_rate_optimizer(
       Optax transformation, which then brings its own step size.
     hypergrad_lr: the step ``β`` of a named rate optimizer; None for
       ``default_hypergrad_lr``. Must be None with a transformation.
-    default_hypergrad_lr: ``β`` when ``hypergrad_lr`` is None, or a dict of
-      it by ``rate_optimizer`` name.
+    default_hypergrad_lr: ``β`` by ``rate_optimizer`` name, for
+      ``hypergrad_lr`` None.
 
   Returns:
     An Optax transformation to apply to the scalar rate.
@@ -248,9 +256,7 @@ def make_rate_optimizer(
     return rate_optimizer
   checks.check_choice('rate_optimizer', rate_optimizer, RATE_OPTIMIZERS)
   if hypergrad_lr is None:
-    hypergrad_lr = (default_hypergrad_lr[rate_optimizer]
-                    if isinstance(default_hypergrad_lr, dict)
-                    else default_hypergrad_lr)
+    hypergrad_lr = default_hypergrad_lr[rate_optimizer]
   checks.check_scalar('hypergrad_lr', hypergrad_lr)
   if rate_optimizer == 'sgd':
     return optax.sgd(hypergrad_lr)
