@@ -86,6 +86,10 @@ METHODS = {
              np.logspace(-6, 0, 25)),
     'l4_mom': (lambda h: ohg.l4_mom(alpha=h), np.array([0.15])),
     'l4_adam': (lambda h: ohg.l4_adam(alpha=h), np.array([0.15])),
+    'l4_mom_paper': (lambda h: ohg.l4_mom(alpha=h, rule='paper'),
+                     np.array([0.15])),
+    'l4_adam_paper': (lambda h: ohg.l4_adam(alpha=h, rule='paper'),
+                      np.array([0.15])),
 }
 
 

@@ -101,6 +101,11 @@ METHODS = {
                              select=('learning_rate', SELECT_ALPHAS)),
     'l4_mom': Method(lambda h, t: ohg.l4_mom(), base='sgdn*'),
     'l4_adam': Method(lambda h, t: ohg.l4_adam(), base='adam*'),
+    # L4 as Rolinek & Martius wrote it: the default before the robust rule
+    'l4_mom_paper': Method(lambda h, t: ohg.l4_mom(rule='paper'),
+                           base='sgdn*'),
+    'l4_adam_paper': Method(lambda h, t: ohg.l4_adam(rule='paper'),
+                            base='adam*'),
     'marthe': Method(lambda h, t: ohg.marthe(), base='sgd'),
     # tuned baselines: what a user who grid-searches would pick
     'sgd*': Method(lambda h, t: optax.sgd(h), SGD_GRID),

@@ -159,6 +159,60 @@ def l4(loss_grad_fn, w0, steps, *, variant, alpha=0.15, gamma=0.9, tau=1000.0,
   return np.array(ws), np.array(etas)
 
 
+def l4_robust(loss_grad_fn, w0, steps, *, variant, alpha=0.15, gamma=0.9,
+              gamma0=0.75, eps=1e-12, b1=0.9, b2=0.999, adam_eps=1e-4,
+              cap=1.9, power=0.0, growth=0.05, decay=0.02, probe_decay=0.5,
+              noise_decay=0.9):
+  """L4 with the robust rule: target best − Δ, curvature cap, noise power.
+
+  Returns:
+    (ws, etas): parameters after each step, effective rate of each step.
+  """
+  w = np.array(w0, np.float64)
+  m, s = np.zeros_like(w), np.zeros_like(w)
+  p = np.zeros_like(w)
+  best = gap = first_dot = step_dot = num = den = grad_sq = 0.0
+  ws, etas = [], []
+  for t in range(1, steps + 1):
+    loss, grad = loss_grad_fn(w)
+    m = b1 * m + (1 - b1) * grad
+    g = m / (1 - b1**t)
+    if variant == 'mom':
+      v = g
+    else:
+      s = b2 * s + (1 - b2) * grad**2
+      v = g / (np.sqrt(s / (1 - b2**t)) + adam_eps)
+    record = t > 1 and loss < best
+    if t == 1:
+      best, gap = loss, (1 - gamma * gamma0) * abs(loss)
+    else:
+      gap *= np.exp(growth if record else -decay)
+      best = min(best, loss)
+    grad_sq = noise_decay * grad_sq + (1 - noise_decay) * grad @ grad
+    rho = max(grad_sq / (1 - noise_decay**t) / (g @ g), 1.0)
+    eta = alpha * (loss - (best - gap)) / ((g @ v) * rho**power + eps)
+    if den > 0 and num > 0:
+      limit = cap * (g @ v) / (num / den * (v @ v))
+      if eta > limit:
+        eta = limit
+        if record:  # the cap binds: a new best does not grow the gap
+          gap *= np.exp(-growth)
+    eta = max(eta, 0.0)
+    # the probe: steps 1, 3, 5, ... store v; the next gradient measures
+    # g·p; the one after that measures again and averages.
+    if (t - 1) % 2 == 0:
+      if t >= 3:
+        num = probe_decay * num + (1 - probe_decay) * (first_dot - grad @ p)
+        den = probe_decay * den + (1 - probe_decay) * step_dot
+      p = v.copy()
+    else:
+      first_dot, step_dot = grad @ p, eta * (v @ p)
+    w = w - eta * v
+    ws.append(w.copy())
+    etas.append(eta)
+  return np.array(ws), np.array(etas)
+
+
 def marthe(grad_hess_fn, w0, steps, *, eta0, beta0, mu0, kappa=0.0,
            adapt_mu=False, momentum=0.0):
   """METHODS.md §3 with the reference's μ and β rules, hand-derived tangent.

@@ -522,6 +522,9 @@ def l4_mom(
     eps: ArrayLike = 1e-12,
     b1: ArrayLike = 0.9,
     *,
+    rule: str = 'robust',
+    curvature_cap: ArrayLike = 1.9,
+    noise_power: ArrayLike = 0.25,
     min_learning_rate: ArrayLike | None = None,
     max_learning_rate: ArrayLike | None = None,
 ) -> base.GradientTransformationExtraArgs:
@@ -539,6 +542,13 @@ def l4_mom(
     eps: regularizes the division by ``g·v``.
     b1: the momentum decay (timescale 10 for 0.9).
     min_learning_rate: optional lower bound of the effective rate.
+    rule: ``'robust'`` (default: a target that follows the reachable
+      minimum, a curvature cap and noise scaling) or ``'paper'``
+      (Rolinek & Martius exactly); see :func:`scale_by_l4`.
+    curvature_cap: the robust rule's cap on the step, in units of the
+      measured curvature's stable step.
+    noise_power: how strongly the robust rule shrinks the step when
+      gradient noise dominates (0: not at all).
     max_learning_rate: optional upper bound of the effective rate.
 
   Returns:
@@ -568,6 +578,7 @@ def l4_mom(
   checks.check_scalar('b1', b1, high=1.0, high_inclusive=False)
   return l4.scale_by_l4(
       optax.ema(b1, debias=True), None, alpha, gamma, tau, gamma_0, eps,
+      rule=rule, curvature_cap=curvature_cap, noise_power=noise_power,
       min_learning_rate=min_learning_rate,
       max_learning_rate=max_learning_rate)
 
@@ -582,6 +593,9 @@ def l4_adam(
     b2: ArrayLike = 0.999,
     adam_eps: ArrayLike = 1e-4,
     *,
+    rule: str = 'robust',
+    curvature_cap: ArrayLike = 1.9,
+    noise_power: ArrayLike = 0.25,
     min_learning_rate: ArrayLike | None = None,
     max_learning_rate: ArrayLike | None = None,
 ) -> base.GradientTransformationExtraArgs:
@@ -605,6 +619,13 @@ def l4_adam(
     b2: decay of the second moment.
     adam_eps: Adam's ``ε``, added outside the root.
     min_learning_rate: optional lower bound of the effective rate.
+    rule: ``'robust'`` (default: a target that follows the reachable
+      minimum, a curvature cap and noise scaling) or ``'paper'``
+      (Rolinek & Martius exactly); see :func:`scale_by_l4`.
+    curvature_cap: the robust rule's cap on the step, in units of the
+      measured curvature's stable step.
+    noise_power: how strongly the robust rule shrinks the step when
+      gradient noise dominates (0: not at all).
     max_learning_rate: optional upper bound of the effective rate.
 
   Returns:
@@ -637,7 +658,9 @@ def l4_adam(
   return l4.scale_by_l4(
       optax.ema(b1, debias=True),
       l4.scale_by_gradient_rms(b2=b2, eps=adam_eps),
-      alpha, gamma, tau, gamma_0, eps, min_learning_rate=min_learning_rate,
+      alpha, gamma, tau, gamma_0, eps, rule=rule,
+      curvature_cap=curvature_cap, noise_power=noise_power,
+      min_learning_rate=min_learning_rate,
       max_learning_rate=max_learning_rate)
 
 

@@ -1,6 +1,7 @@
 """L4: a step size computed afresh at every step from the loss value."""
 
-from typing import NamedTuple
+import math
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -61,17 +62,36 @@ def scale_by_gradient_rms(
   return base.GradientTransformationExtraArgs(init_fn, update_fn)
 
 
+RULES = ('robust', 'paper')
+# The robust rule's gap ``Δ`` (the target sits ``Δ`` below the best loss)
+# grows by this log-factor on a step that sets a new best loss and shrinks by
+# the other on a step that does not, chosen by measurement
+# (``python -m benchmarks.l4_defaults``), with the noise power 0.25.
+GAP_GROWTH = 0.05
+GAP_DECAY = 0.02
+# The curvature probe's average: short, since the rate moves fast.
+CURVATURE_DECAY = 0.5
+# The average of the raw gradient's squared norm that measures the noise in
+# the gradient estimate (the timescale of the default momentum).
+NOISE_DECAY = 0.9
+
+
 class ScaleByL4State(NamedTuple):
   """State of :func:`scale_by_l4`.
 
   Attributes:
     learning_rate: the effective rate ``η`` of the last step (float32 or
       wider); it may jump by orders of magnitude from step to step by design.
-    min_loss: ``L_min``, the tracked minimal loss, after the forgetting
-      factor of the last step.
+    min_loss: the paper's rule: ``L_min``, the tracked minimal loss, after
+      the forgetting factor of the last step. The robust rule: the lowest
+      loss seen.
     count: number of steps taken (skipped non-finite steps not counted).
     gradient_state: the state of the gradient estimate ``g``.
     direction_state: the state of the direction ``v`` (empty when ``v = g``).
+    gap: the robust rule's ``Δ``: the target is ``min_loss − Δ``.
+    curvature: the robust rule's probe of the curvature (see
+      :class:`CurvatureProbe`).
+    grad_sq: the robust rule's average of the raw gradient's squared norm.
   """
 
   learning_rate: jax.Array
@@ -79,6 +99,109 @@ class ScaleByL4State(NamedTuple):
   count: jax.Array  # type: ignore[assignment]  # as in optax
   gradient_state: base.OptState
   direction_state: base.OptState
+  gap: jax.Array
+  curvature: 'CurvatureProbe'
+  grad_sq: jax.Array
+
+
+class CurvatureProbe(NamedTuple):
+  """The curvature along a stored direction, measured without bias.
+
+  Every other step stores the direction ``p`` just taken; the next two
+  gradients, both drawn after ``p`` was fixed, give ``(g_a − g_b)·p`` over
+  the step between them, ``η v·p``: the curvature ``pᵀHv / pᵀv``. Two fresh
+  gradients make it unbiased under minibatch noise; the last step's own
+  gradient would correlate with ``p`` and inflate the estimate by the
+  noise's power over the step, shrinking the rate step after step.
+
+  Attributes:
+    probe: the stored direction ``p``.
+    first_dot: ``g_a · p``, the first gradient after storing ``p``.
+    step_dot: ``η v·p`` of the step between the two measurements.
+    num: the average of ``(g_a − g_b)·p``.
+    den: the average of ``η v·p``.
+  """
+
+  probe: base.Updates
+  first_dot: jax.Array
+  step_dot: jax.Array
+  num: jax.Array
+  den: jax.Array
+
+
+def check_value(value: Any) -> jax.Array:
+  """The loss ``value=`` as an array, or a ValueError saying what arrived."""
+  if isinstance(value, (tuple, list, dict)):
+    raise ValueError(
+        f'value= must be the loss as a real scalar, got a {type(value).__name__}'
+        ' (a `(loss, aux)` pair from `has_aux=True`? pass the loss alone).')
+  try:
+    arr = jnp.asarray(value)
+  except TypeError:
+    raise ValueError(f'value= must be the loss as a real scalar, got '
+                     f'{type(value).__name__}') from None
+  if arr.size != 1 or arr.ndim > 1:
+    raise ValueError(
+        f'value= must be the loss as a real scalar, got shape {arr.shape} '
+        '(a per-example loss? pass its mean).')
+  if not (jnp.issubdtype(arr.dtype, jnp.floating)
+          or jnp.issubdtype(arr.dtype, jnp.integer)):
+    raise ValueError(f'value= must be the loss as a real scalar, got dtype '
+                     f'{arr.dtype}')
+  return arr.reshape(())
+
+
+def _robust_target(loss, state, gamma, gamma_0):
+  """``(best, Δ)`` after this loss: the target is ``best − Δ``."""
+  first = state.count == 0
+  record = loss < state.min_loss
+  best = jnp.where(first, loss, jnp.minimum(state.min_loss, loss))
+  factor = jnp.exp(jnp.where(record, GAP_GROWTH, -GAP_DECAY))
+  gap = jnp.where(first, (1.0 - gamma * gamma_0) * jnp.abs(loss),
+                  state.gap * factor)
+  return best, gap.astype(loss.dtype)
+
+
+def _noise_ratio(grads, g, state, dtype):
+  """``(ratio, grad_sq)``: the averaged squared norm of the raw gradients
+  over that of the gradient estimate ``g`` (at least 1): about 1 when the
+  gradients agree, up to ``(1 + b)/(1 − b)`` for a momentum ``b`` when they
+  are noise."""
+  grad_sq = NOISE_DECAY * state.grad_sq + (1 - NOISE_DECAY) * rate_lib.dot(
+      grads, grads, dtype, per_leaf=False)
+  t = optax.safe_increment(state.count).astype(dtype)
+  avg = grad_sq / (1.0 - NOISE_DECAY ** t)
+  g_sq = rate_lib.dot(g, g, dtype, per_leaf=False)
+  ratio = jnp.where(g_sq > 0, avg / jnp.where(g_sq > 0, g_sq, 1.0), 1.0)
+  return jnp.maximum(ratio, 1.0), grad_sq.astype(dtype)
+
+
+def _curvature_limit(probe, grads, g_dot_v, v, cap, dtype):
+  """The largest rate the measured curvature allows: ``cap·g·v/(κ‖v‖²)``
+  with ``κ`` the probe's averaged curvature; inf before it has one."""
+  kappa_ok = (probe.den > 0) & (probe.num > 0)
+  kappa = probe.num / jnp.where(kappa_ok, probe.den, 1.0)
+  v_sq = rate_lib.dot(v, v, dtype, per_leaf=False)
+  limit = cap * g_dot_v / jnp.where(kappa_ok & (v_sq > 0), kappa * v_sq, 1.0)
+  return jnp.where(kappa_ok & (v_sq > 0), limit, jnp.inf)
+
+
+def _update_probe(probe, grads, v, eta, count, dtype):
+  """One step of :class:`CurvatureProbe`: store, measure, or average."""
+  g_dot_p = rate_lib.dot(grads, probe.probe, dtype, per_leaf=False)
+  storing = count % 2 == 0  # even steps: second measurement, then store v
+  average = storing & (count >= 2)
+  d = CURVATURE_DECAY
+  num = jnp.where(average, d * probe.num + (1 - d) * (probe.first_dot
+                                                      - g_dot_p), probe.num)
+  den = jnp.where(average, d * probe.den + (1 - d) * probe.step_dot,
+                  probe.den)
+  v_dot_p = rate_lib.dot(v, probe.probe, dtype, per_leaf=False)
+  return CurvatureProbe(
+      probe=optax.tree.where(storing, v, probe.probe),
+      first_dot=jnp.where(storing, probe.first_dot, g_dot_p).astype(dtype),
+      step_dot=jnp.where(storing, probe.step_dot, eta * v_dot_p).astype(dtype),
+      num=num.astype(dtype), den=den.astype(dtype))
 
 
 def scale_by_l4(
@@ -90,29 +213,60 @@ def scale_by_l4(
     gamma_0: jax.typing.ArrayLike = 0.75,
     eps: jax.typing.ArrayLike = 1e-12,
     *,
+    rule: str = 'robust',
+    curvature_cap: jax.typing.ArrayLike = 1.9,
+    noise_power: jax.typing.ArrayLike = 0.25,
     min_learning_rate: jax.typing.ArrayLike | None = None,
     max_learning_rate: jax.typing.ArrayLike | None = None,
 ) -> base.GradientTransformationExtraArgs:
   r"""Scales a direction by L4's loss-based step size.
 
   With :math:`L` the current loss (``value=``), :math:`g` a gradient
-  estimate and :math:`v` the update direction:
+  estimate and :math:`v` the update direction, the step is
+  :math:`u = -\eta v` with
+
+  .. math::
+
+    \eta = \alpha\, \frac{L - L_{\text{target}}}{g \cdot v + \epsilon}.
+
+  ``rule='paper'`` is Rolinek & Martius's target, exactly:
 
   .. math::
 
     L_{\min} &\leftarrow \begin{cases} \gamma_0 L & \text{first step} \\
-      \min(L_{\min}, L) & \text{otherwise} \end{cases} \\
-    \eta &= \alpha\, \frac{L - \gamma L_{\min}}{g \cdot v + \epsilon} \\
-    u &= -\eta\, v, \qquad L_{\min} \leftarrow (1 + 1/\tau)\, L_{\min}
+      \min(L_{\min}, L) & \text{otherwise} \end{cases}, \qquad
+    L_{\text{target}} = \gamma L_{\min}, \qquad
+    L_{\min} \leftarrow (1 + 1/\tau)\, L_{\min}.
+
+  It assumes the reachable minimum is 0: with a floor above 0 the target
+  stays below what can be reached and ``η`` grows without bound as ``g·v``
+  vanishes (a label-noise logistic regression diverges); with a minimum
+  below 0 ``η`` is clipped at 0 and the run stops.
+
+  ``rule='robust'`` (the default) changes three things, each invariant to
+  scaling the loss (the target also follows a shift of the loss, except for
+  the first gap, which is set by the first loss):
+
+  - **The target** is :math:`L_{\text{best}} - \Delta`, the lowest loss seen
+    less a gap, so it never sits far below the reachable minimum whatever
+    that is. :math:`\Delta_0 = (1 - \gamma\gamma_0)|L_0|` (the paper's first
+    target); it grows by :math:`e^{0.05}` on a step that sets a new lowest
+    loss and shrinks by :math:`e^{-0.02}` on one that does not.
+  - **A curvature cap**: :math:`\eta \le c\, g\cdot v / (\kappa \|v\|^2)`
+    with :math:`c` = ``curvature_cap`` and :math:`\kappa` the curvature
+    measured along the recent steps by :class:`CurvatureProbe` (``c = 2`` is
+    the edge of stability of a quadratic along ``v``). It binds when the
+    loss-based step overshoots what the observed curvature allows.
+  - **Noise scaling**: ``g·v`` is multiplied by :math:`\rho^p`, ``p`` =
+    ``noise_power``, where :math:`\rho \ge 1` is the averaged squared norm of
+    the raw gradients over that of ``g``: 1 when they agree, up to 19 when
+    momentum 0.9 averages pure noise. A loss that the noise dominates then
+    takes smaller steps.
 
   ``g`` and ``v`` must satisfy ``g·v ≥ 0``: L4Mom takes ``v = g`` (a
   bias-corrected momentum), L4Adam ``v = m̂/(√ŝ + ε)`` with ``g = m̂``.
-
-  The loss must be non-negative (paper §2.2). For a non-negative loss
-  ``η ≥ 0`` always; a negative loss would give a negative ``η`` (a step
-  uphill), so ``η`` is clipped at 0 instead: shift such a loss by a known
-  lower bound. A non-finite loss, gradient or ``g·v`` skips the step: zero
-  update, state unchanged.
+  ``η`` is clipped at 0 (never a step uphill). A non-finite loss, gradient
+  or ``g·v`` skips the step: zero update, state unchanged.
 
   Args:
     gradient_estimate: transformation giving ``g`` from the gradient;
@@ -122,22 +276,29 @@ def scale_by_l4(
       :func:`scale_by_gradient_rms` uses and others ignore); None for
       ``v = g``.
     alpha: the fraction :math:`\alpha` of the linearized step taken.
-    gamma: the fraction :math:`\gamma` of the minimal loss aimed for.
-    tau: the timescale :math:`\tau` over which ``L_min`` is forgotten.
+    gamma: the fraction :math:`\gamma` of the minimal loss aimed for (the
+      robust rule uses it only for its first target).
+    tau: the timescale :math:`\tau` over which ``L_min`` is forgotten (paper
+      rule only).
     gamma_0: ``L_min`` starts at :math:`\gamma_0` times the first loss.
     eps: :math:`\epsilon`, regularizes the division.
+    rule: ``'robust'`` (default) or ``'paper'``, see above.
+    curvature_cap: the robust rule's :math:`c` in ``(0, 2]``.
+    noise_power: the robust rule's :math:`p \ge 0`; 0 turns noise scaling
+      off. 0.25 by measurement: 0 lets minibatch label noise slow the run
+      (and diverge once over Adam), 0.5 and above cost the MLPs 10-100×.
     min_learning_rate: optional lower bound of ``η`` (the paper has none).
     max_learning_rate: optional upper bound of ``η`` (the paper has none;
       L4's rate may jump by orders of magnitude by design).
 
   Returns:
     A :class:`optax.GradientTransformationExtraArgs` whose ``update`` takes
-    the current loss as the keyword argument ``value``.
+    the current loss as the keyword argument ``value``, a real scalar.
 
   Examples:
     >>> import jax, jax.numpy as jnp, optax
     >>> import optax_hypergrad as ohg
-    >>> f = lambda w: jnp.sum((w - 1.0) ** 2)
+    >>> f = lambda w: jnp.sum((w - 1.0) ** 2) + 5.0  # minimum 5, not 0
     >>> tx = ohg.scale_by_l4()
     >>> @jax.jit
     ... def step(w, state):
@@ -148,8 +309,8 @@ def scale_by_l4(
     >>> state = tx.init(w)
     >>> for _ in range(500):
     ...   w, state = step(w, state)
-    >>> print(f'loss {f(w):.1e}')
-    loss 2.2e-03
+    >>> print(f'loss - 5 = {f(w) - 5:.1e}')
+    loss - 5 = 0.0e+00
 
   References:
     Rolinek & Martius, `L4: Practical loss-based stepsize adaptation for deep
@@ -160,7 +321,12 @@ def scale_by_l4(
   checks.check_scalar('tau', tau, low_inclusive=False)
   checks.check_scalar('gamma_0', gamma_0, high=1.0)
   checks.check_scalar('eps', eps)
+  checks.check_choice('rule', rule, RULES)
+  checks.check_scalar('curvature_cap', curvature_cap, high=2.0,
+                      low_inclusive=False)
+  checks.check_scalar('noise_power', noise_power)
   checks.check_bounds(min_learning_rate, max_learning_rate)
+  robust = rule == 'robust'
   if gradient_estimate is None:
     gradient_estimate = optax.ema(0.9, debias=True)
   gradient_estimate = base.with_extra_args_support(gradient_estimate)
@@ -169,14 +335,21 @@ def scale_by_l4(
 
   def init_fn(params):
     dtype = rate_lib.rate_dtype(params)
+    zero = jnp.zeros([], dtype)
+    probe = CurvatureProbe(
+        optax.tree.zeros_like(params) if robust else base.EmptyState(),
+        zero, zero, zero, zero)
     return ScaleByL4State(
-        learning_rate=jnp.zeros([], dtype),
-        min_loss=jnp.zeros([], dtype),
+        learning_rate=zero,
+        min_loss=zero,
         count=jnp.zeros([], jnp.int32),
         gradient_state=gradient_estimate.init(params),
         direction_state=(
             base.EmptyState() if direction is None else direction.init(params)
         ),
+        gap=zero,
+        curvature=probe,
+        grad_sq=zero,
     )
 
   def update_fn(updates, state, params=None, *, value=None, **extra_args):
@@ -185,7 +358,7 @@ def scale_by_l4(
           'scale_by_l4 needs the current minibatch loss `value=`:',
           MISSING_VALUE_MSG, extra_args))
     dtype = state.min_loss.dtype
-    loss = jnp.asarray(value).astype(dtype)
+    loss = check_value(value).astype(dtype)
     g, gradient_state = gradient_estimate.update(
         updates, state.gradient_state, params, **extra_args)
     if direction is None:
@@ -194,20 +367,41 @@ def scale_by_l4(
       v, direction_state = direction.update(
           updates, state.direction_state, params, gradient_estimate=g,
           **extra_args)
-
-    min_loss = jnp.where(state.count == 0, gamma_0 * loss,
-                         jnp.minimum(state.min_loss, loss))
     g_dot_v = rate_lib.dot(g, v, dtype, per_leaf=False)
-    eta = alpha * (loss - gamma * min_loss) / (g_dot_v + eps)
+
+    if robust:
+      min_loss, gap = _robust_target(loss, state, gamma, gamma_0)
+      ratio, grad_sq = _noise_ratio(updates, g, state, dtype)
+      eta = alpha * (loss - (min_loss - gap)) / (
+          g_dot_v * ratio ** noise_power + eps)
+      limit = _curvature_limit(state.curvature, updates, g_dot_v, v,
+                               curvature_cap, dtype)
+      # Anti-windup: while the cap binds, a larger gap changes nothing now
+      # and would only have to be unlearned, so a new best does not grow it.
+      grown = (state.count > 0) & (loss < state.min_loss)
+      gap = jnp.where(grown & (eta > limit),
+                      gap * math.exp(-GAP_GROWTH), gap).astype(dtype)
+      eta = jnp.minimum(eta, limit)
+    else:
+      min_loss = jnp.where(state.count == 0, gamma_0 * loss,
+                           jnp.minimum(state.min_loss, loss))
+      gap, grad_sq = state.gap, state.grad_sq
+      eta = alpha * (loss - gamma * min_loss) / (g_dot_v + eps)
     eta = rate_lib.clip_rate(jnp.maximum(eta, 0.0), min_learning_rate,
                              max_learning_rate).astype(dtype)
     new_updates = rate_lib.scale_by_rate(eta, v, per_leaf=False)
     new_state = ScaleByL4State(
         learning_rate=eta,
-        min_loss=((1.0 + 1.0 / tau) * min_loss).astype(dtype),
+        min_loss=(min_loss if robust
+                  else (1.0 + 1.0 / tau) * min_loss).astype(dtype),
         count=optax.safe_increment(state.count),
         gradient_state=gradient_state,
         direction_state=direction_state,
+        gap=gap,
+        curvature=(_update_probe(state.curvature, updates, v, eta,
+                                 state.count, dtype)
+                   if robust else state.curvature),
+        grad_sq=grad_sq,
     )
     # A NaN/inf loss or gradient skips the step instead of poisoning L_min,
     # the moments or the parameters.
