@@ -17,7 +17,6 @@ import os
 import time
 
 import numpy as np
-import optax
 import tqdm
 
 from benchmarks import defaults

@@ -133,8 +133,8 @@ def check_value(value: Any) -> jax.Array:
   """The loss ``value=`` as an array, or a ValueError saying what arrived."""
   if isinstance(value, (tuple, list, dict)):
     raise ValueError(
-        f'value= must be the loss as a real scalar, got a {type(value).__name__}'
-        ' (a `(loss, aux)` pair from `has_aux=True`? pass the loss alone).')
+        'value= must be the loss as a real scalar, got a '
+        f'{type(value).__name__} (a `(loss, aux)` pair from `has_aux=True`? pass the loss alone).')
   try:
     arr = jnp.asarray(value)
   except TypeError:
