@@ -134,7 +134,8 @@ def check_value(value: Any) -> jax.Array:
   if isinstance(value, (tuple, list, dict)):
     raise ValueError(
         'value= must be the loss as a real scalar, got a '
-        f'{type(value).__name__} (a `(loss, aux)` pair from `has_aux=True`? pass the loss alone).')
+        f'{type(value).__name__} (a `(loss, aux)` pair from '
+        '`has_aux=True`? pass the loss alone).')
   try:
     arr = jnp.asarray(value)
   except TypeError:
