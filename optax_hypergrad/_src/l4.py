@@ -74,6 +74,7 @@ CURVATURE_DECAY = 0.5
 # The average of the raw gradient's squared norm that measures the noise in
 # the gradient estimate (the timescale of the default momentum).
 NOISE_DECAY = 0.9
+CAP_NOISE_POWER = 0.0
 
 
 class ScaleByL4State(NamedTuple):
@@ -336,21 +337,23 @@ def scale_by_l4(
 
   def init_fn(params):
     dtype = rate_lib.rate_dtype(params)
-    zero = jnp.zeros([], dtype)
+    # A fresh array per field: one buffer shared by two fields breaks buffer
+    # donation (jax.jit(..., donate_argnums=...)) of the state.
+    zero = lambda: jnp.zeros([], dtype)
     probe = CurvatureProbe(
         optax.tree.zeros_like(params) if robust else base.EmptyState(),
-        zero, zero, zero, zero)
+        zero(), zero(), zero(), zero())
     return ScaleByL4State(
-        learning_rate=zero,
-        min_loss=zero,
+        learning_rate=zero(),
+        min_loss=zero(),
         count=jnp.zeros([], jnp.int32),
         gradient_state=gradient_estimate.init(params),
         direction_state=(
             base.EmptyState() if direction is None else direction.init(params)
         ),
-        gap=zero,
+        gap=zero(),
         curvature=probe,
-        grad_sq=zero,
+        grad_sq=zero(),
     )
 
   def update_fn(updates, state, params=None, *, value=None, **extra_args):
@@ -376,7 +379,8 @@ def scale_by_l4(
       eta = alpha * (loss - (min_loss - gap)) / (
           g_dot_v * ratio ** noise_power + eps)
       limit = _curvature_limit(state.curvature, updates, g_dot_v, v,
-                               curvature_cap, dtype)
+                               curvature_cap, dtype) * ratio ** (
+                                   -CAP_NOISE_POWER)
       # Anti-windup: while the cap binds, a larger gap changes nothing now
       # and would only have to be unlearned, so a new best does not grow it.
       grown = (state.count > 0) & (loss < state.min_loss)
