@@ -18,6 +18,7 @@ from optax_hypergrad._src.alias import sgdn_op_sgdn_lop
 from optax_hypergrad._src.hypergradient import ScaleByHypergradientState
 from optax_hypergrad._src.hypergradient import scale_by_hypergradient
 from optax_hypergrad._src.l4 import ScaleByGradientRmsState
+from optax_hypergrad._src.l4 import CurvatureProbe
 from optax_hypergrad._src.l4 import ScaleByL4State
 from optax_hypergrad._src.l4 import scale_by_gradient_rms
 from optax_hypergrad._src.l4 import scale_by_l4
@@ -51,6 +52,7 @@ __all__ = (
     'ScaleByHypergradientState',
     'scale_by_l4',
     'ScaleByL4State',
+    'CurvatureProbe',
     'scale_by_marthe',
     'ScaleByMartheState',
     'select_hyperparams',

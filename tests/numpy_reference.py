@@ -162,7 +162,7 @@ def l4(loss_grad_fn, w0, steps, *, variant, alpha=0.15, gamma=0.9, tau=1000.0,
 def l4_robust(loss_grad_fn, w0, steps, *, variant, alpha=0.15, gamma=0.9,
               gamma0=0.75, eps=1e-12, b1=0.9, b2=0.999, adam_eps=1e-4,
               cap=1.9, power=0.0, growth=0.05, decay=0.02, probe_decay=0.5,
-              noise_decay=0.9):
+              noise_decay=0.9, shrink=0.95):
   """L4 with the robust rule: target best − Δ, curvature cap, noise power.
 
   Returns:
@@ -190,13 +190,14 @@ def l4_robust(loss_grad_fn, w0, steps, *, variant, alpha=0.15, gamma=0.9,
       best = min(best, loss)
     grad_sq = noise_decay * grad_sq + (1 - noise_decay) * grad @ grad
     rho = max(grad_sq / (1 - noise_decay**t) / (g @ g), 1.0)
-    eta = alpha * (loss - (best - gap)) / ((g @ v) * rho**power + eps)
+    denom = (g @ v) * rho**power + eps
+    eta = alpha * (loss - (best - gap)) / denom
     if den > 0 and num > 0:
       limit = cap * (g @ v) / (num / den * (v @ v))
-      if eta > limit:
+      if eta > limit:  # the cap binds: the gap moves toward the fitted one
         eta = limit
-        if record:  # the cap binds: a new best does not grow the gap
-          gap *= np.exp(-growth)
+        fitted = limit * denom / alpha - (loss - best)
+        gap = min(max(fitted, shrink * gap), gap)
     eta = max(eta, 0.0)
     # the probe: steps 1, 3, 5, ... store v; the next gradient measures
     # g·p; the one after that measures again and averages.

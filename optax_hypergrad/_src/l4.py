@@ -1,6 +1,5 @@
 """L4: a step size computed afresh at every step from the loss value."""
 
-import math
 from typing import Any, NamedTuple
 
 import jax
@@ -74,7 +73,9 @@ CURVATURE_DECAY = 0.5
 # The average of the raw gradient's squared norm that measures the noise in
 # the gradient estimate (the timescale of the default momentum).
 NOISE_DECAY = 0.9
-CAP_NOISE_POWER = 0.0
+# While the curvature cap binds, the gap moves toward the one whose step the
+# cap allows by at most this factor per step (back-calculation).
+CAP_GAP_SHRINK = 0.95
 
 
 class ScaleByL4State(NamedTuple):
@@ -376,16 +377,19 @@ def scale_by_l4(
     if robust:
       min_loss, gap = _robust_target(loss, state, gamma, gamma_0)
       ratio, grad_sq = _noise_ratio(updates, g, state, dtype)
-      eta = alpha * (loss - (min_loss - gap)) / (
-          g_dot_v * ratio ** noise_power + eps)
+      above = loss - min_loss
+      denom = g_dot_v * ratio ** noise_power + eps
+      eta = alpha * (above + gap) / denom
       limit = _curvature_limit(state.curvature, updates, g_dot_v, v,
-                               curvature_cap, dtype) * ratio ** (
-                                   -CAP_NOISE_POWER)
-      # Anti-windup: while the cap binds, a larger gap changes nothing now
-      # and would only have to be unlearned, so a new best does not grow it.
-      grown = (state.count > 0) & (loss < state.min_loss)
-      gap = jnp.where(grown & (eta > limit),
-                      gap * math.exp(-GAP_GROWTH), gap).astype(dtype)
+                               curvature_cap, dtype)
+      # Back-calculation: while the cap binds, the gap moves (by at most 5%
+      # a step) toward the one whose step the cap allows. A gap the run has
+      # outgrown would otherwise wait behind the cap and size a huge step
+      # the moment the cap lapses (a curvature probe gone negative).
+      fitted = limit * denom / alpha - above
+      gap = jnp.where(eta > limit,
+                      jnp.clip(fitted, CAP_GAP_SHRINK * gap, gap),
+                      gap).astype(dtype)
       eta = jnp.minimum(eta, limit)
     else:
       min_loss = jnp.where(state.count == 0, gamma_0 * loss,
