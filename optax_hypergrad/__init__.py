@@ -17,8 +17,8 @@ from optax_hypergrad._src.alias import sgdn_op_adam_lop
 from optax_hypergrad._src.alias import sgdn_op_sgdn_lop
 from optax_hypergrad._src.hypergradient import ScaleByHypergradientState
 from optax_hypergrad._src.hypergradient import scale_by_hypergradient
-from optax_hypergrad._src.l4 import ScaleByGradientRmsState
 from optax_hypergrad._src.l4 import CurvatureProbe
+from optax_hypergrad._src.l4 import ScaleByGradientRmsState
 from optax_hypergrad._src.l4 import ScaleByL4State
 from optax_hypergrad._src.l4 import scale_by_gradient_rms
 from optax_hypergrad._src.l4 import scale_by_l4
