@@ -569,7 +569,7 @@ def l4_mom(
     >>> for _ in range(500):
     ...   w, state = step(w, state)
     >>> print(f'loss {f(w):.1e}, last rate {state.learning_rate:.1e}')
-    loss 2.7e-02, last rate 1.3e-02
+    loss 0.0e+00, last rate 1.9e-01
 
   References:
     Rolinek & Martius, `L4: Practical loss-based stepsize adaptation for deep
@@ -646,7 +646,7 @@ def l4_adam(
     >>> for _ in range(500):
     ...   w, state = step(w, state)
     >>> print(f'loss {f(w):.1e}')
-    loss 4.3e-14
+    loss 0.0e+00
 
   References:
     Rolinek & Martius, `L4: Practical loss-based stepsize adaptation for deep
