@@ -5,6 +5,7 @@ matplotlib): synthetic data, tiny widths.
 """
 
 import io
+import pathlib
 import pickle
 
 from flax import linen as nn
@@ -267,3 +268,12 @@ def test_report_counts_a_diverged_run_against_its_method():
       '**not reproduced** (0 of 1)')
   l4 = {'t': {'l4_adam': _entry(0.1), 'adam*': _entry(np.nan)}}
   assert report.claim_l4_beats_tuned(l4)[1] == '**reproduced** (1 of 1)'
+
+
+def test_no_tuning_page_regenerates_from_committed_evidence():
+  """docs/no_tuning.md is what benchmarks/evidence/ gives, byte for byte."""
+  from benchmarks import headline  # pylint: disable=g-import-not-at-top
+
+  root = pathlib.Path(__file__).resolve().parents[1]
+  committed = (root / 'docs' / 'no_tuning.md').read_text()
+  assert headline.page_from_evidence() == committed

@@ -1,0 +1,135 @@
+"""Mutation testing: ``python tests/mutation.py`` (about 20 minutes).
+
+Applies one-line bugs to ``optax_hypergrad/_src``, one at a time, runs the
+test files that cover the changed code against each, and lists the bugs no
+test catches (the survivors). The source file is restored after every
+mutant, also on Ctrl-C. Not part of the test run: it is slow. Each mutant is
+a plausible slip (a sign, a comparison, a branch, a bound, a state not
+carried), not a random edit; add one whenever a bug is found that the tests
+let through.
+"""
+
+import argparse
+import pathlib
+import subprocess
+import sys
+import time
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+SRC = ROOT / 'optax_hypergrad' / '_src'
+
+# (name, file, original text, mutated text, test files)
+HD = ['tests/test_hypergradient.py', 'tests/test_rate_dynamics.py']
+L4 = ['tests/test_l4.py']
+MARTHE = ['tests/test_marthe.py']
+LRS = ['tests/test_lrs_opt.py']
+SEL = ['tests/test_selection.py']
+MUTANTS = [
+    ('hd: cosine target sign', 'hypergradient.py',
+     'lambda c: target_cosine - c', 'lambda c: c - target_cosine', HD),
+    ('hd: spike clip not applied', 'hypergradient.py',
+     'updates = rate_lib.scale_tree(scale, updates, per_leaf)',
+     'updates = updates', HD),
+    ('hd: additive hypergradient sign', 'hypergradient.py',
+     'lambda x: -x,', 'lambda x: x,', HD),
+    ('hd: stored direction is the new gradient', 'hypergradient.py',
+     'prev_direction=d,', 'prev_direction=updates,', HD),
+    ('rate: log step not clipped', 'rate.py',
+     'jnp.exp(jnp.clip(d, -MAX_LOG_STEP, MAX_LOG_STEP)',
+     'jnp.exp(jnp.clip(d, -10 * MAX_LOG_STEP, 10 * MAX_LOG_STEP)', HD),
+    ('rate: non-finite rate step kept', 'rate.py',
+     'new_rate = optax.tree.where(finite, new_rate, rate)',
+     'new_rate = new_rate', HD),
+    ('rate: spike limit inverted', 'rate.py',
+     's = jnp.where(jump > GROWTH_LIMIT, GROWTH_LIMIT / jump, 1.0)',
+     's = jnp.where(jump > GROWTH_LIMIT, jump / GROWTH_LIMIT, 1.0)', HD),
+    ('rate: cosine not clipped to [-1, 1]', 'rate.py',
+     'return jnp.clip(jnp.where(ok, xy / jnp.where(ok, denom, 1.0), 0.0),',
+     'return jnp.clip(jnp.where(ok, xy / jnp.where(ok, denom, 1.0), 0.0) * 2,',
+     HD),
+    ('l4 paper: forgetting factor inverted', 'l4.py',
+     'else (1.0 + 1.0 / tau) * min_loss)', 'else (1.0 - 1.0 / tau) * min_loss)',
+     L4),
+    ('l4: gap grows on a non-record', 'l4.py',
+     'factor = jnp.exp(jnp.where(record, GAP_GROWTH, -GAP_DECAY))',
+     'factor = jnp.exp(jnp.where(record, -GAP_DECAY, GAP_GROWTH))', L4),
+    ('l4: target ignores the gap', 'l4.py',
+     'eta = alpha * (above + gap) / denom', 'eta = alpha * above / denom', L4),
+    ('l4: cap not applied', 'l4.py',
+     'eta = jnp.minimum(eta, limit)', 'eta = eta', L4),
+    ('l4: probe measured by a correlated gradient', 'l4.py',
+     'storing = count % 2 == 0', 'storing = count % 1 == 0', L4),
+    ('l4: back-calculation drops the excess', 'l4.py',
+     'fitted = limit * denom / alpha - above',
+     'fitted = limit * denom / alpha', L4),
+    ('l4: noise ratio inverted', 'l4.py',
+     'g_dot_v * ratio ** noise_power + eps', 'g_dot_v / ratio ** noise_power + eps',
+     L4),
+    ('l4: negative step allowed', 'l4.py',
+     'eta = rate_lib.clip_rate(jnp.maximum(eta, 0.0), min_learning_rate,',
+     'eta = rate_lib.clip_rate(eta, min_learning_rate,', L4),
+    ('marthe: clamp at 0 dropped', 'marthe.py',
+     'z = jnp.clip(jnp.where(agreement > 0, eta / safe, 0.0), 0.0, 1.0)',
+     'z = jnp.clip(jnp.where(agreement > 0, eta / safe, 0.0), -1.0, 1.0)',
+     MARTHE),
+    ('marthe: beta rule sign', 'marthe.py',
+     'beta = jnp.maximum(state.hypergrad_lr + kappa * hypergrad * eta, 0.0)',
+     'beta = jnp.maximum(state.hypergrad_lr - kappa * hypergrad * eta, 0.0)',
+     MARTHE),
+    ('marthe: beta kept when non-finite', 'marthe.py',
+     'beta = jnp.where(jnp.isfinite(beta), beta, state.hypergrad_lr)',
+     'beta = beta', MARTHE),
+    ('lrs_opt: schedule may go negative', 'lrs_opt.py',
+     'return jnp.maximum(optax.apply_updates(schedule, updates), 0.0), state',
+     'return optax.apply_updates(schedule, updates), state', LRS),
+    ('selection: a run ending above the start is not diverged', 'selection.py',
+     'diverged = ~ok | ~(losses <= start)', 'diverged = ~ok', SEL),
+]
+
+
+def run_one(name, file, old, new, tests, timeout):
+  path = SRC / file
+  text = path.read_text()
+  if text.count(old) != 1:
+    return 'stale', 0.0  # the code changed: update the mutant
+  t0 = time.time()
+  try:
+    path.write_text(text.replace(old, new))
+    proc = subprocess.run(
+        [sys.executable, '-m', 'pytest', '-x', '-q', '-p', 'no:cacheprovider',
+         '-o', 'addopts=', '-m', 'not slow', *tests],
+        cwd=ROOT, capture_output=True, timeout=timeout, check=False)
+    status = 'caught' if proc.returncode != 0 else 'SURVIVED'
+  except subprocess.TimeoutExpired:
+    status = 'caught (timeout)'
+  finally:
+    path.write_text(text)
+  del name
+  return status, time.time() - t0
+
+
+def main(argv=None):
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument('--only', nargs='*', help='substrings of mutant names')
+  parser.add_argument('--timeout', type=float, default=600)
+  args = parser.parse_args(argv)
+  todo = [m for m in MUTANTS
+          if not args.only or any(s in m[0] for s in args.only)]
+  survivors, stale = [], []
+  for i, (name, file, old, new, tests) in enumerate(todo, 1):
+    status, seconds = run_one(name, file, old, new, tests, args.timeout)
+    print(f'[{i}/{len(todo)}] {status:16s} {seconds:6.0f}s  {name}',
+          flush=True)
+    if status == 'SURVIVED':
+      survivors.append(name)
+    elif status == 'stale':
+      stale.append(name)
+  print(f'\n{len(survivors)} of {len(todo) - len(stale)} mutants survived'
+        + (f'; {len(stale)} stale (their code changed)' if stale else ''))
+  for name in survivors:
+    print(f'  survived: {name}')
+  return 1 if stale else 0
+
+
+if __name__ == '__main__':
+  sys.exit(main())
