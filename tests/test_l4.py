@@ -217,8 +217,9 @@ def test_non_finite_loss_skips_the_step():
     jax.tree.map(np.testing.assert_array_equal, new_state, state)
 
 
-def test_negative_loss_never_steps_uphill():
-  tx = ohg.l4_mom()
+@pytest.mark.parametrize('rule', ['robust', 'paper'])
+def test_negative_loss_never_steps_uphill(rule):
+  tx = ohg.l4_mom(rule=rule)
   params = jnp.ones(2)
   state = tx.init(params)
   for loss in [-1.0, -2.0, -0.5]:
@@ -362,3 +363,26 @@ def test_value_must_be_a_real_scalar(value, what):
   state = tx.init(params)
   with pytest.raises(ValueError, match=rf'value=.*{what}'):
     tx.update(params, state, params, value=value)
+
+
+def test_gap_is_back_calculated_while_the_cap_binds():
+  """One step with the cap binding: the gap becomes the one whose step the
+  cap allows, ``limit·g·v/α − (L − best)``, within ``[0.95, 1]×`` its
+  previous value (here strictly inside, so every term counts)."""
+  alpha, kappa, best, loss = 0.15, 1e3, 1.0, 1.5
+  tx = ohg.l4_mom(alpha=alpha, noise_power=0.0, eps=0.0)
+  gap = 0.5 * np.exp(-0.02)  # the gap after a step that sets no new best
+  limit = 1.9 / kappa  # 1.9 g·v / (κ ‖v‖²) with v = g
+  g_sq = (0.97 * gap + (loss - best)) * alpha / limit  # fitted = 0.97 gap
+  g = jnp.full(2, np.sqrt(g_sq / 2), jnp.float32)
+  params = jnp.zeros(2)
+  state = tx.init(params)
+  _, state = tx.update(g, state, params, value=jnp.asarray(2.0))
+  state = state._replace(
+      min_loss=jnp.asarray(best), gap=jnp.asarray(0.5),
+      curvature=state.curvature._replace(num=jnp.asarray(kappa),
+                                         den=jnp.asarray(1.0)))
+  updates, state = tx.update(g, state, params, value=jnp.asarray(loss))
+  assert float(state.learning_rate) == pytest.approx(limit, rel=1e-5)
+  np.testing.assert_allclose(updates, -limit * g, rtol=1e-5)
+  assert float(state.gap) == pytest.approx(0.97 * gap, rel=1e-4)

@@ -103,3 +103,33 @@ def test_unrolled_objective_is_an_independent_numpy_loop(momentum, kind):
                                        jnp.asarray(y_val))),
         None if momentum == 0 else optax.trace(momentum))
     np.testing.assert_allclose(float(got), expected, rtol=1e-10)
+
+
+def _clamp_problem():
+  target = jnp.array([1.0, -2.0])
+  loss_fn = lambda w, batch: jnp.sum(batch * (w - target) ** 2)
+  batches = jnp.tile(jnp.array([1.0, 10.0]), (20, 1))
+  return loss_fn, batches
+
+
+def test_schedule_is_clamped_at_zero():
+  """An objective that any step makes worse (the distance from the start)
+  pushes every rate below 0 in one meta-step: each is clamped to 0."""
+  loss_fn, batches = _clamp_problem()
+  result = ohg.lrs_opt(jnp.full(20, 0.01), jnp.zeros(2), batches, loss_fn,
+                       lambda w: jnp.sum(w ** 2), iterations=2,
+                       meta_optimizer=optax.sgd(0.1))
+  np.testing.assert_array_equal(result.schedule, np.zeros(20))
+  assert float(result.objective[-1]) == 0.0
+
+
+def test_non_finite_meta_gradient_skips_the_meta_step():
+  """A meta-learning rate of 1 sends the schedule where the unrolled run
+  overflows (objective NaN); the gradient there is NaN, and the schedule
+  keeps its last finite value instead of turning NaN."""
+  loss_fn, batches = _clamp_problem()
+  result = ohg.lrs_opt(jnp.full(20, 0.09), jnp.zeros(2), batches, loss_fn,
+                       lambda w: loss_fn(w, batches[0]), iterations=3,
+                       meta_optimizer=optax.sgd(1.0))
+  assert not bool(jnp.all(jnp.isfinite(result.objective)))  # it overflowed
+  assert bool(jnp.all(jnp.isfinite(result.schedule)))

@@ -252,3 +252,18 @@ def test_mu_rule_resets_its_accumulator():
   assert float(mu) == 0.0 and float(c) > 0.5
   mu, c = step(mu, c, agree)
   assert float(c) == 0.0 and float(mu) == pytest.approx(0.5)
+
+
+def test_an_overflowing_beta_step_keeps_beta():
+  """κ = 3e38: κ·h·η overflows on the first adapted step; β keeps its value
+  instead of becoming inf, and the rate and parameters stay finite."""
+  tx = ohg.marthe(0.2, 1e-3, kappa=3e38)
+  f = lambda w: jnp.sum(jnp.array([1.0, 10.0]) * (w - 1.0) ** 2)
+  w = jnp.zeros(2)
+  state = tx.init(w)
+  for _ in range(4):
+    updates, state = tx.update(jax.grad(f)(w), state, w, value_fn=f)
+    w = optax.apply_updates(w, updates)
+    assert np.isfinite(float(state.hypergrad_lr))
+    assert np.isfinite(float(state.learning_rate))
+  assert bool(jnp.all(jnp.isfinite(w)))

@@ -140,3 +140,42 @@ def test_any_optax_transformation_moves_log_rate():
                       problem)
   steps = np.abs(np.diff(np.log(clipped[:, 0])))
   assert steps.max() <= 0.01 + 1e-6 and steps.max() > 0.009
+
+
+def test_a_large_log_step_is_clipped_to_a_factor_of_two():
+  """With β = 10 the rate optimizer proposes log-steps of up to 10: each is
+  cut to ±log 2, so the rate moves by exactly 2× (or 1/2×) on those steps
+  and never by more."""
+  tx = ohg.sgd_hd(1e-3, hypergrad_lr=10.0)
+  rng = np.random.default_rng(1)
+  w = jnp.zeros(5)
+  state = tx.init(w)
+  prev, factors = float(state.learning_rate), []
+  for _ in range(50):
+    u, state = tx.update(jnp.asarray(rng.normal(size=5), jnp.float32),
+                         state, w)
+    w = optax.apply_updates(w, u)
+    lr = float(state.learning_rate)
+    factors.append(lr / prev)
+    prev = lr
+  factors = np.array(factors[1:])  # the first step has no hypergradient
+  assert np.all(factors <= 2 * (1 + 1e-6))
+  assert np.all(factors >= 0.5 * (1 - 1e-6))
+  hit = np.isclose(factors, 2.0, rtol=1e-6) | np.isclose(factors, 0.5,
+                                                          rtol=1e-6)
+  assert hit.sum() > 10, factors  # the clip binds, and binds often
+
+
+def test_a_rate_step_that_overflows_keeps_the_rate():
+  """The papers' additive rule with β = 3e38: β·h overflows float32 although
+  h is finite; the rate and the rate optimizer's state stay as they were
+  (the update itself still uses the kept rate)."""
+  tx = ohg.sgd_hd(0.1, hypergrad_lr=3e38, rate_dynamics='additive')
+  w = jnp.zeros(3)
+  state = tx.init(w)
+  g = jnp.array([1.0, -2.0, 3.0])
+  _, state = tx.update(g, state, w)  # stores the direction
+  before = float(state.learning_rate)
+  u, state = tx.update(g, state, w)
+  assert float(state.learning_rate) == before
+  assert bool(jnp.all(jnp.isfinite(u)))

@@ -82,7 +82,12 @@ def test_non_finite_gradients_skip_the_step(name, factory, extra):
   assert float_leaves_finite((params, state))
 
 
-@pytest.mark.parametrize('name,factory,extra', DEFAULTS, ids=IDS)
+# The methods whose update reads the loss (the HD family never sees it).
+TAKE_A_LOSS = [d for d in DEFAULTS if d[2] is not extra_args.none]
+
+
+@pytest.mark.parametrize('name,factory,extra', TAKE_A_LOSS,
+                         ids=[d[0] for d in TAKE_A_LOSS])
 def test_non_finite_loss_never_poisons_the_rate(name, factory, extra):
   """A loss that is NaN (value= or value_fn=) with finite gradients."""
   del name
@@ -225,7 +230,8 @@ def test_hundred_thousand_steps_stay_finite(name, factory, extra):
 
   params, state = run(jnp.zeros(3))
   assert float_leaves_finite((params, state)), name
-  assert float(quadratic(params)) < float(quadratic(jnp.zeros(3))), name
+  # The minimum is 0 at TARGET: every method at its defaults gets there.
+  assert float(quadratic(params)) < 1e-8, (name, float(quadratic(params)))
 
 
 # Property-based: hyperparameters, shapes and gradient values.

@@ -93,7 +93,9 @@ def lrs_opt(
     0\big), \qquad \eta \in \mathbb{R}^T
 
   with :math:`\nabla_\eta E` by reverse mode through :func:`jax.lax.scan`
-  (:func:`unrolled_objective`); the schedule is kept non-negative.
+  (:func:`unrolled_objective`); the schedule is kept non-negative, and a
+  meta-step whose gradient is not finite (the unrolled run overflowed) is
+  skipped.
 
   Args:
     schedule: the initial schedule, shape ``(T,)`` (e.g. constant).
@@ -143,8 +145,13 @@ def lrs_opt(
 
   @jax.jit
   def meta_step(schedule, state, grad):
-    updates, state = meta_optimizer.update(grad, state, schedule)
-    return jnp.maximum(optax.apply_updates(schedule, updates), 0.0), state
+    updates, new_state = meta_optimizer.update(grad, state, schedule)
+    new = jnp.maximum(optax.apply_updates(schedule, updates), 0.0)
+    # A schedule whose unrolled run overflowed has a non-finite gradient:
+    # that meta-step is skipped rather than written into the schedule.
+    ok = jnp.all(jnp.isfinite(grad)) & jnp.all(jnp.isfinite(new))
+    return (jnp.where(ok, new, schedule),
+            optax.tree.where(ok, new_state, state))
 
   state = meta_optimizer.init(schedule)
   objectives = []
