@@ -80,8 +80,10 @@ MUTANTS = [
      'beta = jnp.where(jnp.isfinite(beta), beta, state.hypergrad_lr)',
      'beta = beta', MARTHE),
     ('lrs_opt: schedule may go negative', 'lrs_opt.py',
-     'return jnp.maximum(optax.apply_updates(schedule, updates), 0.0), state',
-     'return optax.apply_updates(schedule, updates), state', LRS),
+     'new = jnp.maximum(optax.apply_updates(schedule, updates), 0.0)',
+     'new = optax.apply_updates(schedule, updates)', LRS),
+    ('lrs_opt: a NaN meta-gradient is written into the schedule', 'lrs_opt.py',
+     'return (jnp.where(ok, new, schedule),', 'return (new,', LRS),
     ('selection: a run ending above the start is not diverged', 'selection.py',
      'diverged = ~ok | ~(losses <= start)', 'diverged = ~ok', SEL),
 ]
