@@ -277,3 +277,16 @@ def test_no_tuning_page_regenerates_from_committed_evidence():
   root = pathlib.Path(__file__).resolve().parents[1]
   committed = (root / 'docs' / 'no_tuning.md').read_text()
   assert headline.page_from_evidence() == committed
+
+
+def test_performance_tables_regenerate_from_committed_evidence():
+  """docs/performance.md's tables are what benchmarks/evidence/ gives."""
+  import json  # pylint: disable=g-import-not-at-top
+
+  from benchmarks import overhead  # pylint: disable=g-import-not-at-top
+
+  root = pathlib.Path(__file__).resolve().parents[1]
+  results = json.loads(
+      (root / 'benchmarks' / 'evidence' / 'overhead.json').read_text())
+  page = (root / 'docs' / 'performance.md').read_text()
+  assert overhead.generated_block(page) == overhead.tables(results)
