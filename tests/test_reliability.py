@@ -315,3 +315,20 @@ def test_misspelled_extra_argument_is_named_inside_chain(factory, right,
   message = str(e.value)
   assert right in message and 'tx.update(grads, state, params' in message
   assert repr(next(iter(wrong))) in message  # names what it did receive
+
+
+@pytest.mark.parametrize('factory,kwargs,name', [
+    (ohg.sgd_hd, {'hypergrad_lr': '1e-7'}, 'hypergrad_lr'),
+    (ohg.adam_hd, {'learning_rate': None}, 'learning_rate'),
+    (ohg.sgdn_hd, {'learning_rate': '0.1'}, 'learning_rate'),
+    (ohg.l4_mom, {'alpha': '0.15'}, 'alpha'),
+    (ohg.l4_adam, {'curvature_cap': None}, 'curvature_cap'),
+    (ohg.marthe, {'kappa': '1e-3'}, 'kappa'),
+])
+def test_a_number_given_as_text_or_none_is_refused_by_name(factory, kwargs,
+                                                           name):
+  """A numeric string (as YAML loads '1e-7') or None fails at construction,
+  naming the argument and what it received, not later inside the update."""
+  with pytest.raises(ValueError, match=rf'{name}: expected a real number, '
+                     rf'got (str|NoneType)'):
+    factory(**kwargs)

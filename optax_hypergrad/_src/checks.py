@@ -16,6 +16,9 @@ def concrete(value: Any) -> float | None:
   if isinstance(value, jax.core.Tracer):
     return None
   arr = np.asarray(value)
+  if arr.dtype.kind not in 'biuf':  # '1e-7' as YAML loads it, None, ...
+    raise ValueError(f'expected a real number, got {type(value).__name__} '
+                     f'{value!r}')
   if arr.ndim != 0:
     raise ValueError(f'expected a scalar hyperparameter, got shape {arr.shape}')
   return float(arr)
