@@ -267,3 +267,17 @@ def test_an_overflowing_beta_step_keeps_beta():
     assert np.isfinite(float(state.hypergrad_lr))
     assert np.isfinite(float(state.learning_rate))
   assert bool(jnp.all(jnp.isfinite(w)))
+
+
+@pytest.mark.parametrize('value_fn,what', [
+    (lambda w: (w - 1.0) ** 2, r'shape \(2,\)'),
+    (lambda w: (jnp.sum(w ** 2), {'aux': 1.0}), 'tuple'),
+])
+def test_value_fn_must_return_a_real_scalar(value_fn, what):
+  """A per-example loss or a ``(loss, aux)`` pair is named as such, not left
+  to JAX's generic message from inside the Hessian-vector product."""
+  tx = ohg.marthe()
+  w = jnp.zeros(2)
+  state = tx.init(w)
+  with pytest.raises(ValueError, match=rf'value_fn=.*{what}'):
+    tx.update(jnp.ones(2), state, w, value_fn=value_fn)

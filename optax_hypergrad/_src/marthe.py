@@ -52,6 +52,26 @@ class ScaleByMartheState(NamedTuple):
   count: jax.Array  # type: ignore[assignment]  # as in optax
 
 
+def _check_value_fn(value_fn, params) -> None:
+  """A ValueError, naming ``value_fn=``, unless it returns a real scalar.
+
+  Checked on shapes alone (``jax.eval_shape``): nothing is computed.
+  """
+  out = jax.eval_shape(value_fn, params)
+  if isinstance(out, (tuple, list, dict)):
+    raise ValueError(
+        'value_fn= must return the loss as a real scalar, got a '
+        f'{type(out).__name__} (a `(loss, aux)` pair? return the loss '
+        'alone).')
+  if getattr(out, 'shape', None) != () or not jnp.issubdtype(
+      out.dtype, jnp.floating):
+    raise ValueError(
+        'value_fn= must return the loss as a real (floating) scalar, got '
+        f'shape {getattr(out, "shape", None)} and dtype '
+        f'{getattr(out, "dtype", type(out).__name__)} (a per-example loss? '
+        'return its mean).')
+
+
 def _is_float(x) -> bool:
   return jnp.issubdtype(jnp.asarray(x).dtype, jnp.inexact)
 
@@ -201,6 +221,7 @@ def scale_by_marthe(
           MISSING_VALUE_FN_MSG, extra_args))
     if params is None:
       raise ValueError(base.NO_PARAMS_MSG)
+    _check_value_fn(value_fn, params)
     dtype = state.learning_rate.dtype
     e_grad = updates if validation_grad is None else validation_grad
 
