@@ -101,6 +101,21 @@ def floor_of(problem):
   return float(problem.full_loss(problem.solution))
 
 
+def outcome(out):
+  """``(final, diverged)`` per grid point and seed: the final loss with a
+  non-finite one as inf, and whether the run diverged (a non-finite final
+  loss, or one above the start)."""
+  final = np.where(np.isfinite(out['final']), out['final'], np.inf)
+  return final, ~np.isfinite(out['final']) | (out['final'] > out['start'])
+
+
+def constant_finals(problem, base, grid):
+  """The constant step's mean final loss (over seeds) at each rate of
+  ``grid``, a diverged run as inf."""
+  out = run_grid(problem, lambda lr: constant(base, lr), [(lr,) for lr in grid])
+  return outcome(out)[0].mean(1).tolist()
+
+
 def score(final, best, floor):
   """Final over best constant: suboptimality ratio where the floor is
   known, loss ratio otherwise; a diverged run scores inf."""
@@ -128,11 +143,10 @@ def run_settings(problem, base, lop):
                                              rate_dynamics=rule), grid)
     for k, v in res.items():
       out[k] = v if k not in out else np.concatenate([out[k], v])
-  final = np.where(np.isfinite(out['final']), out['final'], np.inf)
+  final, diverged = outcome(out)
   return {
       'final': final.mean(1).tolist(),
-      'diverged': (~np.isfinite(out['final'])
-                   | (out['final'] > out['start'])).any(1).tolist(),
+      'diverged': diverged.any(1).tolist(),
       'rate_end': np.exp(np.log(np.abs(out['rates'][:, :, -1]) + 1e-30)
                          .mean(1)).tolist(),
   }
@@ -150,10 +164,7 @@ def main(argv=None):
   for problem in tqdm.tqdm(probs, desc='problems'):
     res = {'floor': floor_of(problem), 'const': {}, 'hd': {}}
     for b in BASES:
-      out = run_grid(problem, lambda lr, b=b: constant(b, lr),
-                     [(lr,) for lr in CONST_GRID])
-      final = np.where(np.isfinite(out['final']), out['final'], np.inf)
-      res['const'][b] = final.mean(1).tolist()
+      res['const'][b] = constant_finals(problem, b, CONST_GRID)
       for lop in LOPS:
         res['hd'][f'{b}/{lop}'] = run_settings(problem, b, lop)
     results[problem.name] = res

@@ -43,13 +43,6 @@ def make(variant, rule, cap, power):
   return VARIANTS[variant](curvature_cap=cap, noise_power=power)
 
 
-def _final(out):
-  final = np.where(np.isfinite(out['final']), out['final'], np.inf)
-  diverged = bool((~np.isfinite(out['final'])
-                   | (out['final'] > out['start'])).any())
-  return float(final.mean()), diverged
-
-
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument('--out', default='results/l4_defaults.json')
@@ -62,17 +55,14 @@ def main(argv=None):
   for problem in tqdm.tqdm(probs, desc='problems'):
     res = {'floor': defaults.floor_of(problem), 'const': {}, 'l4': {}}
     for base in ('sgd', 'nesterov'):
-      out = defaults.run_grid(problem, lambda lr, b=base:
-                              defaults.constant(b, lr), [(lr,) for lr in GRID])
-      final = np.where(np.isfinite(out['final']), out['final'], np.inf)
-      res['const'][base] = final.mean(1).tolist()
+      res['const'][base] = defaults.constant_finals(problem, base, GRID)
     for variant in VARIANTS:
       for setting in SETTINGS:
         out = defaults.run_grid(problem, lambda _, v=variant, s=setting:
                                 make(v, *s), [(0.0,)])
-        final, diverged = _final(out)
-        res['l4'][f'{variant} {setting}'] = {'final': final,
-                                             'diverged': diverged}
+        final, diverged = defaults.outcome(out)
+        res['l4'][f'{variant} {setting}'] = {'final': float(final.mean()),
+                                             'diverged': bool(diverged.any())}
     results[problem.name] = res
   print(f'{time.time() - t0:.0f} s on {len(probs)} problems')
   print(report(results))

@@ -541,7 +541,6 @@ def l4_mom(
     gamma_0: ``L_min`` starts at ``gamma_0`` times the first loss.
     eps: regularizes the division by ``g·v``.
     b1: the momentum decay (timescale 10 for 0.9).
-    min_learning_rate: optional lower bound of the effective rate.
     rule: ``'robust'`` (default: a target that follows the reachable
       minimum, a curvature cap and noise scaling) or ``'paper'``
       (Rolinek & Martius exactly); see :func:`scale_by_l4`.
@@ -549,6 +548,7 @@ def l4_mom(
       measured curvature's stable step.
     noise_power: how strongly the robust rule shrinks the step when
       gradient noise dominates (0: not at all).
+    min_learning_rate: optional lower bound of the effective rate.
     max_learning_rate: optional upper bound of the effective rate.
 
   Returns:
@@ -618,7 +618,6 @@ def l4_adam(
     b1: decay of the first moment (and of the gradient estimate).
     b2: decay of the second moment.
     adam_eps: Adam's ``ε``, added outside the root.
-    min_learning_rate: optional lower bound of the effective rate.
     rule: ``'robust'`` (default: a target that follows the reachable
       minimum, a curvature cap and noise scaling) or ``'paper'``
       (Rolinek & Martius exactly); see :func:`scale_by_l4`.
@@ -626,6 +625,7 @@ def l4_adam(
       measured curvature's stable step.
     noise_power: how strongly the robust rule shrinks the step when
       gradient noise dominates (0: not at all).
+    min_learning_rate: optional lower bound of the effective rate.
     max_learning_rate: optional upper bound of the effective rate.
 
   Returns:

@@ -179,7 +179,7 @@ def _noise_ratio(grads, g, state, dtype):
   return jnp.maximum(ratio, 1.0), grad_sq.astype(dtype)
 
 
-def _curvature_limit(probe, grads, g_dot_v, v, cap, dtype):
+def _curvature_limit(probe, g_dot_v, v, cap, dtype):
   """The largest rate the measured curvature allows: ``cap·g·v/(κ‖v‖²)``
   with ``κ`` the probe's averaged curvature; inf before it has one."""
   kappa_ok = (probe.den > 0) & (probe.num > 0)
@@ -380,8 +380,8 @@ def scale_by_l4(
       above = loss - min_loss
       denom = g_dot_v * ratio ** noise_power + eps
       eta = alpha * (above + gap) / denom
-      limit = _curvature_limit(state.curvature, updates, g_dot_v, v,
-                               curvature_cap, dtype)
+      limit = _curvature_limit(state.curvature, g_dot_v, v, curvature_cap,
+                               dtype)
       # Back-calculation: while the cap binds, the gap moves (by at most 5%
       # a step) toward the one whose step the cap allows. A gap the run has
       # outgrown would otherwise wait behind the cap and size a huge step
