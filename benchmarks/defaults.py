@@ -66,7 +66,9 @@ def make_run(problem, make_tx):
       if problem.spike is not None:
         at, factor = problem.spike
         grads = optax.tree.scale(jnp.where(t == at, factor, 1.0), grads)
-      updates, state = tx.update(grads, state, params, value=loss)
+      updates, state = tx.update(  # value= for L4, value_fn= for MARTHE
+          grads, state, params, value=loss,
+          value_fn=lambda p, k=k: problem.loss(p, k))
       lr = optax.tree.get(state, 'learning_rate', jnp.nan)
       return (optax.apply_updates(params, updates), state), lr
 

@@ -25,9 +25,12 @@ from benchmarks import report
 
 GROUPS = (
     ('this package, every alias at its defaults', methods_lib.HD_ALIASES + (
-        'l4_mom', 'l4_adam', 'marthe')),
-    ('this package, the papers\' HD rule and settings',
-     ('sgdn_hd_paper', 'adam_hd_paper')),
+        'l4_mom', 'l4_adam', 'marthe', 'rtho')),
+    ('this package, MARTHE over another base (`base=`)',
+     ('marthe_nesterov', 'marthe_adam')),
+    ('this package, the papers\' rules and settings',
+     ('sgdn_hd_paper', 'adam_hd_paper', 'l4_mom_paper', 'l4_adam_paper',
+      'marthe_paper')),
     ('this package, initial rate chosen by `select_hyperparams`',
      ('sgdn_hd+select', 'adam_hd+select')),
     ('Optax\'s tuning-free optimizers, at their defaults',
@@ -38,7 +41,10 @@ GROUPS = (
 )
 # What "at its defaults, no tuning" covers: the package's defaults against
 # Optax's tuning-free optimizers (tuned steps are the bar, not a rival).
-DEFAULTS = methods_lib.HD_ALIASES + ('l4_mom', 'l4_adam', 'marthe')
+DEFAULTS = methods_lib.HD_ALIASES + ('l4_mom', 'l4_adam', 'marthe', 'rtho')
+# Aliases that start from the rate 1e-3 of their constant base (↓ marks).
+SAME_START = methods_lib.HD_ALIASES + ('marthe', 'rtho', 'marthe_nesterov',
+                                       'marthe_adam')
 
 
 def _loss(r):
@@ -76,7 +82,7 @@ def table(suite):
         loss = _loss(r)
         text = f'{loss:.3g}' if np.isfinite(loss) else 'diverged'
         base = methods_lib.METHODS[n].base
-        if (n in methods_lib.HD_ALIASES and base in suite[t]
+        if (n in SAME_START and base in suite[t]
             and loss < _loss(suite[t][base])):
           text += ' ↓'
         if best[t] == n:
@@ -232,8 +238,9 @@ def page(suite, lbfgs, defaults, full5=None):
   parts = [INTRO.format(seeds=any_r['seeds'], minutes=round(secs / 60),
                         machine=any_r.get('machine', '?')),
            '## Every method on every task', '',
-           '**Bold**: lowest loss on the task. ↓: an HD alias that ends below '
-           'its constant-step base from the same start.', '', table(suite),
+           '**Bold**: lowest loss on the task. ↓: an HD or MARTHE alias that '
+           'ends below its constant-step base from the same start.', '',
+           table(suite),
            '', '## Does the package beat Optax\'s tuning-free optimizers?',
            '', f'The package\'s best default beats the best Optax '
            f'tuning-free optimizer on **{won} of {of}** tasks (the goal is 4 '

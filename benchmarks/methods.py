@@ -107,6 +107,15 @@ METHODS = {
     'l4_adam_paper': Method(lambda h, t: ohg.l4_adam(rule='paper'),
                             base='adam*'),
     'marthe': Method(lambda h, t: ohg.marthe(), base='sgd'),
+    'rtho': Method(lambda h, t: ohg.rtho(), base='sgd'),
+    'marthe_nesterov': Method(lambda h, t: ohg.marthe(base='nesterov'),
+                              base='sgdn'),
+    'marthe_adam': Method(lambda h, t: ohg.marthe(base='adam'), base='adam'),
+    # MARTHE as the reference code runs it: the default before the
+    # scale-free rule and the 'descent' μ rule
+    'marthe_paper': Method(
+        lambda h, t: ohg.marthe(0.01, 1e-8, 1e-6, rate_dynamics='additive',
+                                mu_rule='reference'), base='sgd'),
     # tuned baselines: what a user who grid-searches would pick
     'sgd*': Method(lambda h, t: optax.sgd(h), SGD_GRID),
     'sgdn*': Method(lambda h, t: _nesterov(h), SGD_GRID),
@@ -145,7 +154,8 @@ HD_ALIASES = ('sgd_hd', 'sgd_op_sgdn_lop', 'sgd_op_adam_lop', 'sgdn_hd',
               'adam_op_sgdn_lop', 'adam_op_adam_lop')
 OURS = HD_ALIASES + ('sgdn_hd_paper', 'adam_hd_paper', 'sgdn_hd+select',
                      'adam_hd+select', 'l4_mom', 'l4_adam', 'marthe',
-                     'sgd_hd*', 'sgdn_hd*', 'adam_hd*')
+                     'rtho', 'marthe_paper', 'sgd_hd*', 'sgdn_hd*',
+                     'adam_hd*')
 ALTERNATIVES = tuple(n for n in METHODS if n not in BASES + OURS)
 QUICK = ('sgd', 'sgd_hd', 'sgd_op_sgdn_lop', 'sgdn', 'sgdn_hd',
          'sgdn_op_sgdn_lop', 'adam', 'adam_hd', 'adam_op_adam_lop', 'l4_mom',
@@ -157,5 +167,8 @@ TUNING_FREE = ('polyak_sgd', 'momo', 'momo_adam', 'prodigy', 'dog', 'dowg',
 # their defaults, and the best grid-tuned constant step.
 NOTUNE = BASES + HD_ALIASES + ('sgdn_hd_paper', 'adam_hd_paper',
                                'sgdn_hd+select', 'adam_hd+select', 'l4_mom',
-                               'l4_adam', 'marthe') + TUNING_FREE + (
+                               'l4_adam', 'l4_mom_paper', 'l4_adam_paper',
+                               'marthe', 'rtho', 'marthe_nesterov',
+                               'marthe_adam', 'marthe_paper'
+                               ) + TUNING_FREE + (
                                    'sgd*', 'sgdn*', 'adam*')

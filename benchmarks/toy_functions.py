@@ -43,11 +43,15 @@ FUNCTIONS = {
               0.0),
 }
 
+# The paper's additive rate rule and the reference μ rule, over a β grid.
 METHODS = {
-    'HD': lambda eta0, beta: ohg.scale_by_marthe(None, eta0, beta, mu=0.0),
-    'RTHO': lambda eta0, beta: ohg.scale_by_marthe(None, eta0, beta, mu=1.0),
-    'MARTHE': lambda eta0, beta: ohg.scale_by_marthe(None, eta0, beta, mu=0.0,
-                                                     adapt_mu=True),
+    'HD': lambda eta0, beta: ohg.scale_by_marthe(
+        None, eta0, beta, mu=0.0, rate_dynamics='additive'),
+    'RTHO': lambda eta0, beta: ohg.scale_by_marthe(
+        None, eta0, beta, mu=1.0, rate_dynamics='additive'),
+    'MARTHE': lambda eta0, beta: ohg.scale_by_marthe(
+        None, eta0, beta, mu=0.0, adapt_mu=True, mu_rule='reference',
+        rate_dynamics='additive'),
 }
 BETAS = np.logspace(-8, 0, 17)
 STEPS = 500

@@ -26,6 +26,7 @@ from optax_hypergrad._src.lrs_opt import LrsOptResult
 from optax_hypergrad._src.lrs_opt import lrs_opt
 from optax_hypergrad._src.lrs_opt import unrolled_objective
 from optax_hypergrad._src.marthe import ScaleByMartheState
+from optax_hypergrad._src.marthe import masked_value_fn
 from optax_hypergrad._src.marthe import scale_by_marthe
 from optax_hypergrad._src.selection import Selection
 from optax_hypergrad._src.selection import decimated
@@ -45,6 +46,7 @@ __all__ = (
     'lrs_opt',
     'LrsOptResult',
     'marthe',
+    'masked_value_fn',
     'rtho',
     'scale_by_gradient_rms',
     'scale_by_hypergradient',

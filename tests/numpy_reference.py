@@ -215,39 +215,74 @@ def l4_robust(loss_grad_fn, w0, steps, *, variant, alpha=0.15, gamma=0.9,
 
 
 def marthe(grad_hess_fn, w0, steps, *, eta0, beta0, mu0, kappa=0.0,
-           adapt_mu=False, momentum=0.0):
+           adapt_mu=False, momentum=0.0, dynamics='additive',
+           mu_rule='reference'):
   """METHODS.md §3 with the reference's μ and β rules, hand-derived tangent.
 
   Base: SGD (`momentum=0`, `J = I - ηH`, `∂Φ/∂η = -g`) or heavy-ball
   momentum (`v ← m v + g`, `w ← w - η v`), whose tangent is the reference's
   hand derivation `Z_w ← μ[Z_w − η(H Z_w + m Z_v)] − (m v + g)`,
   `Z_v ← μ(H Z_w + m Z_v)` — with the *current* η, not the initial one.
+  `dynamics='multiplicative'`: `log η ← log η − clip(β ĥ, ±log 2)` with
+  `ĥ = cos(g, Z_w)`, the gradient (and its HVP) clipped to twice its running
+  norm level, `log β ← log β + κ ĥ_t ĥ_{t-1}`. `mu_rule='descent'`: `z` is
+  the running mean (decay 0.9) of `ĥ_t ĥ_{t-1}` over that of its absolute
+  value, `ĥ` the cosine (multiplicative) or `h` (additive).
 
   Returns:
     (ws, etas, mus, betas, zs) after each step.
   """
+  def cos(x, y):
+    n = np.linalg.norm(x) * np.linalg.norm(y)
+    return float(np.clip(x @ y / n, -1, 1)) if n > 0 else 0.0
+
   w = np.array(w0, np.float64)
   z_w, z_v, v = np.zeros_like(w), np.zeros_like(w), np.zeros_like(w)
   eta, beta, mu, c, b = eta0, beta0, mu0, 0.0, None
+  rho, rho_abs, h_prev, level = 0.0, 0.0, 0.0, 0.0
   out = {'w': [], 'eta': [], 'mu': [], 'beta': [], 'z': []}
   for t in range(steps):
     g, hess = grad_hess_fn(w)
-    h = g @ z_w
-    eta = max(eta - beta * h, 0.0)
+    scale = 1.0
+    mu = mu if adapt_mu else mu0  # a reset lasts one step
+    if dynamics == 'multiplicative':
+      h = cos(g, z_w)
+      eta = eta * np.exp(np.clip(-beta * h, -np.log(2), np.log(2)))
+      norm = np.linalg.norm(g)
+      if level > 0:
+        scale = 2 * level / norm if norm > 2 * level else 1.0
+        level = 0.9 * level + 0.1 * min(norm, 2 * level)
+      else:
+        level = norm
+    else:
+      h = g @ z_w
+      eta = max(eta - beta * h, 0.0)
     if adapt_mu and t > 0:
-      agree = g @ b
-      q = eta / agree if agree > 0 else 0.0
-      zq = min(max(q, 0.0), 1.0)
+      if mu_rule == 'reference':
+        agree = g @ b
+        zq = eta / agree if agree > 0 else 0.0
+      else:
+        rho = 0.9 * rho + 0.1 * h * h_prev
+        rho_abs = 0.9 * rho_abs + 0.1 * abs(h * h_prev)
+        zq = rho / rho_abs if rho_abs > 0 else 0.0
+      zq = min(max(zq, 0.0), 1.0)
       c = c * np.sign(mu) + mu
       mu = zq ** (1.0 / (c + 1.0))
-    beta = max(beta + kappa * h * eta, 0.0)
-    hz = hess @ z_w
+    if dynamics == 'multiplicative':
+      beta = beta * np.exp(kappa * h * h_prev)
+      if scale < 2 / 6:  # a jump of ‖g‖ above 6× its level: restart Z
+        mu = 0.0
+    else:
+      beta = max(beta + kappa * h * eta, 0.0)
+    h_prev = h
+    b = g
+    g = scale * g
+    hz = scale * hess @ z_w
     new_z_w = mu * (z_w - eta * (hz + momentum * z_v)) - (momentum * v + g)
     z_v = mu * (hz + momentum * z_v)
     z_w = new_z_w
     v = momentum * v + g
     w = w - eta * v
-    b = g
     for k, x in zip(out, (w.copy(), eta, mu, beta, z_w.copy()), strict=True):
       out[k].append(x)
   return {k: np.array(x) for k, x in out.items()}

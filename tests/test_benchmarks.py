@@ -290,3 +290,18 @@ def test_performance_tables_regenerate_from_committed_evidence():
       (root / 'benchmarks' / 'evidence' / 'overhead.json').read_text())
   page = (root / 'docs' / 'performance.md').read_text()
   assert overhead.generated_block(page) == overhead.tables(results)
+
+
+def test_report_marks_marthe_claims_per_mu_rule_and_at_defaults():
+  """The paper's MARTHE and the package's are marked separately; a diverged
+  (inf) HD counts against HD, a diverged MARTHE against MARTHE."""
+  run = {'steps': 300, 'hidden': [64], 'HD': {'val_loss': float('inf')},
+         'RTHO': {'val_loss': 0.3}, 'MARTHE': {'val_loss': 0.35},
+         'MARTHE descent-μ': {'val_loss': 0.25},
+         'HD default': {'val_loss': 0.4}, 'RTHO default': {'val_loss': 0.3},
+         'MARTHE default': {'val_loss': float('inf')}}
+  assert report.claim_marthe([run], {})[1] == '**not reproduced** (0 of 1)'
+  claim, status, evidence = report.claim_marthe_descent([run])
+  assert status == '**partly** (1 of 2)'
+  assert 'MARTHE descent-μ 0.250' in evidence and 'MARTHE default inf' in (
+      evidence)

@@ -25,6 +25,11 @@ _PAPER_HYPERGRAD_LR = {'sgd': 1e-3, 'nesterov': 1e-3, 'momentum': 1e-3,
 ArrayLike = jax.typing.ArrayLike
 
 
+# MARTHE's κ by rate rule: fixed β on the scale-free rule (adapting it lost,
+# `python -m benchmarks.marthe_defaults`); the reference code's 1e-6.
+DEFAULT_MARTHE_KAPPA = {'multiplicative': 0.0, 'additive': 1e-6}
+
+
 def base_direction(
     base_name: str,
     *,
@@ -665,10 +670,11 @@ def l4_adam(
 
 
 def rtho(
-    learning_rate: ArrayLike = 0.01,
-    hypergrad_lr: ArrayLike = 1e-8,
+    learning_rate: ArrayLike = 1e-3,
+    hypergrad_lr: ArrayLike | None = None,
     *,
     base: str = 'sgd',
+    rate_dynamics: str = 'multiplicative',
     momentum: ArrayLike = 0.9,
     b1: ArrayLike = 0.9,
     b2: ArrayLike = 0.999,
@@ -680,12 +686,19 @@ def rtho(
 
   :func:`scale_by_marthe` with ``μ = 1`` (Franceschi et al. 2017): the
   hypergradient of the loss w.r.t. a rate held fixed since the start, carried
-  forward in real time. The update takes ``value_fn=``.
+  forward in real time. The default rate rule is the scale-free one
+  (``β = 0.05`` per unit of cosine, ``η_0 = 1e-3``); the paper's additive
+  rule at the reference code's setting is
+  ``rtho(0.01, 1e-8, rate_dynamics='additive')``. The update takes
+  ``value_fn=``.
 
   Args:
     learning_rate: the initial rate :math:`\eta_0`.
-    hypergrad_lr: the hyper-learning rate :math:`\beta`.
+    hypergrad_lr: the hyper-learning rate :math:`\beta`; None for 0.05
+      (multiplicative) or 1e-8 (additive).
     base: ``'sgd'``, ``'nesterov'``, ``'momentum'`` or ``'adam'``.
+    rate_dynamics: ``'multiplicative'`` (scale-free) or ``'additive'`` (the
+      paper's).
     momentum: the base's momentum.
     b1: Adam's first-moment decay.
     b2: Adam's second-moment decay.
@@ -703,18 +716,20 @@ def rtho(
   direction = base_direction(base, momentum=momentum, b1=b1, b2=b2, eps=eps)
   return marthe_lib.scale_by_marthe(
       direction, learning_rate, hypergrad_lr, mu=1.0,
-      min_learning_rate=min_learning_rate,
+      rate_dynamics=rate_dynamics, min_learning_rate=min_learning_rate,
       max_learning_rate=max_learning_rate)
 
 
 def marthe(
-    learning_rate: ArrayLike = 0.01,
-    hypergrad_lr: ArrayLike = 1e-8,
-    kappa: ArrayLike = 1e-6,
+    learning_rate: ArrayLike = 1e-3,
+    hypergrad_lr: ArrayLike | None = None,
+    kappa: ArrayLike | None = None,
     mu: ArrayLike = 0.0,
     *,
     base: str = 'sgd',
     adapt_mu: bool = True,
+    mu_rule: str = 'descent',
+    rate_dynamics: str = 'multiplicative',
     momentum: ArrayLike = 0.9,
     b1: ArrayLike = 0.9,
     b2: ArrayLike = 0.999,
@@ -722,22 +737,31 @@ def marthe(
     min_learning_rate: ArrayLike | None = 0.0,
     max_learning_rate: ArrayLike | None = None,
 ) -> base.GradientTransformationExtraArgs:
-  r"""MARTHE: discounted tangent, with ``μ`` and ``β`` adapted online.
+  r"""MARTHE: discounted tangent, with ``μ`` (and ``β``) adapted online.
 
-  :func:`scale_by_marthe` with the reference rule for ``μ`` (starting from
-  ``mu``; 0 makes the first step plain HD) and the hyper-learning rate moved
-  with step ``kappa``. Defaults are the reference code's (``η_0 = 0.01``,
-  ``β_0 = 1e-8``, ``κ = 1e-6``); the paper's were lost. The update takes
-  ``value_fn=`` and optionally ``validation_grad=``.
+  :func:`scale_by_marthe` with ``μ`` adapted online (starting from ``mu``;
+  0 makes the first step plain HD). The defaults adapt and never diverged
+  across the problems they were chosen on: the scale-free rate rule
+  (``η_0 = 1e-3``, ``β = 0.05`` per unit of cosine, ``κ = 0``) and the
+  ``'descent'`` ``μ`` rule. The paper's rules at the reference code's setting
+  (the paper's own were lost) are one call away:
+  ``marthe(0.01, 1e-8, 1e-6, rate_dynamics='additive',
+  mu_rule='reference')``. The update takes ``value_fn=`` and optionally
+  ``validation_grad=``.
 
   Args:
     learning_rate: the initial rate :math:`\eta_0`.
-    hypergrad_lr: the initial hyper-learning rate :math:`\beta_0`.
-    kappa: the step of the hyper-learning rate (0 keeps it fixed).
+    hypergrad_lr: the initial hyper-learning rate :math:`\beta_0`; None for
+      0.05 (multiplicative) or 1e-8 (additive).
+    kappa: the step of the hyper-learning rate (0 keeps it fixed); None for
+      0 (multiplicative) or 1e-6 (additive, the reference code's).
     mu: the starting discount :math:`\mu_0` (the fixed one if not
       ``adapt_mu``).
     base: ``'sgd'``, ``'nesterov'``, ``'momentum'`` or ``'adam'``.
     adapt_mu: adapt ``μ`` online (MARTHE); False keeps ``mu`` fixed.
+    mu_rule: ``'descent'`` or ``'reference'`` (the authors' rule).
+    rate_dynamics: ``'multiplicative'`` (scale-free) or ``'additive'`` (the
+      paper's).
     momentum: the base's momentum.
     b1: Adam's first-moment decay.
     b2: Adam's second-moment decay.
@@ -752,7 +776,7 @@ def marthe(
     >>> import jax, jax.numpy as jnp, optax
     >>> import optax_hypergrad as ohg
     >>> f = lambda w: jnp.sum(jnp.array([1.0, 10.0]) * (w - 1.0) ** 2)
-    >>> tx = ohg.marthe(learning_rate=0.01, hypergrad_lr=1e-4, kappa=1e-4)
+    >>> tx = ohg.marthe()
     >>> @jax.jit
     ... def step(w, state):
     ...   updates, state = tx.update(jax.grad(f)(w), state, w, value_fn=f)
@@ -762,14 +786,17 @@ def marthe(
     >>> for _ in range(100):
     ...   w, state = step(w, state)
     >>> print(f'loss {f(w):.1e}, rate {state.learning_rate:.3f}')
-    loss 2.3e-08, rate 0.042
+    loss 3.9e-06, rate 0.141
 
   References:
     Donini et al, `Scheduling the Learning Rate via Hypergradients: New
     Insights and a New Algorithm <https://arxiv.org/abs/1910.08525>`_, 2020
   """
+  if kappa is None:
+    kappa = DEFAULT_MARTHE_KAPPA.get(rate_dynamics, 0.0)
   direction = base_direction(base, momentum=momentum, b1=b1, b2=b2, eps=eps)
   return marthe_lib.scale_by_marthe(
       direction, learning_rate, hypergrad_lr, mu=mu, kappa=kappa,
-      adapt_mu=adapt_mu, min_learning_rate=min_learning_rate,
+      adapt_mu=adapt_mu, mu_rule=mu_rule, rate_dynamics=rate_dynamics,
+      min_learning_rate=min_learning_rate,
       max_learning_rate=max_learning_rate)

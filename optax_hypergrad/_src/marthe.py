@@ -2,7 +2,10 @@
 
 The tangent ``Z ≈ dw/dη`` of the parameters *and* of the base optimizer's
 state is carried forward with one ``jax.jvp`` of the optimizer step, so any
-Optax base direction works without a hand-derived Jacobian.
+Optax base direction works without a hand-derived Jacobian. One update is
+four named steps: the rate (:func:`_step_rate`), the discount μ
+(:func:`_step_mu`), the hyper-learning rate (:func:`_step_beta`) and the
+tangent (:func:`_step_tangent`).
 """
 
 from typing import Any, NamedTuple
@@ -21,6 +24,24 @@ MISSING_VALUE_FN_MSG = (
     'loss_fn(p, batch))` (with Flax NNX: `optimizer.update(model, grads, '
     'value_fn=...)` on the pure parameter state, see docs/marthe.md).'
 )
+MASKED_MSG = (
+    'scale_by_marthe received parameters with masked-out leaves (it runs '
+    'inside optax.masked or optax.multi_transform), so value_fn= would see '
+    'only part of the model. Pass value_fn=ohg.masked_value_fn(loss_fn, '
+    'params), which fills the masked-out leaves from the full parameters.'
+)
+MU_RULES = ('descent', 'reference')
+# β by rate rule: a step of log η per unit of cosine (the HD default, chosen
+# by `python -m benchmarks.marthe_defaults`); the reference code's 1e-8.
+DEFAULT_HYPERGRAD_LR = {'multiplicative': 0.05, 'additive': 1e-8}
+# Decay of the running means of ĥ_t ĥ_{t-1} and |ĥ_t ĥ_{t-1}| (μ rule).
+AGREEMENT_DECAY = 0.9
+# A gradient norm this many times its running level restarts the tangent
+# (μ = 0 for that step), on the multiplicative rule. 2 and 3 (where the step
+# clip starts) cost RTHO most of its gain on minibatch MLPs; without a reset
+# RTHO diverged on Rosenbrock and full-batch softmax regression
+# (`python -m benchmarks.marthe_defaults`).
+RESET_JUMP = 6.0
 
 
 class ScaleByMartheState(NamedTuple):
@@ -28,28 +49,101 @@ class ScaleByMartheState(NamedTuple):
 
   Attributes:
     learning_rate: the rate ``η_t`` used by the last step (float32 or wider).
-    hypergrad_lr: the hyper-learning rate ``β``, adapted when ``kappa > 0``.
+    hypergrad_lr: the live hyper-learning rate ``β``, adapted when
+      ``kappa > 0``.
+    hypergrad_lr_given: ``hypergrad_lr`` as last passed to the
+      transformation: under ``optax.inject_hyperparams`` a new value moves
+      the live ``β`` by as much.
     mu: the discount ``μ`` used by the last tangent update.
-    mu_accum: ``c``, the accumulated ``μ`` of the adaptive rule.
+    mu_accum: ``c``, the accumulated ``μ`` of the adaptive rules.
+    agreement: the running mean of ``ĥ_t ĥ_{t-1}`` (``'descent'`` μ rule).
+    agreement_scale: the running mean of ``|ĥ_t ĥ_{t-1}|``.
+    prev_hypergrad: the last hypergradient ``ĥ`` (the cosine on the
+      multiplicative rule, ``h`` on the additive one).
+    grad_norm: the running level of ``‖g‖`` the multiplicative rule clips
+      jumps to (0 before the first step).
     tangent: ``Z^w ≈ dw/dη``, shaped like the parameters.
     state_tangent: the tangent of the base state: a tree shaped like it,
       with the tangent at each floating-point leaf and None at the others
       (step counters).
-    prev_grad: the previous training gradient (adaptive ``μ`` only; an
-      empty state otherwise).
+    prev_grad: the previous training gradient (the reference ``μ`` rule
+      only; an empty state otherwise).
     base_state: the base direction's state.
     count: number of steps taken.
   """
 
   learning_rate: jax.Array
   hypergrad_lr: jax.Array
+  hypergrad_lr_given: jax.Array
   mu: jax.Array
   mu_accum: jax.Array
+  agreement: jax.Array
+  agreement_scale: jax.Array
+  prev_hypergrad: jax.Array
+  grad_norm: jax.Array
   tangent: base.Updates
   state_tangent: Any
   prev_grad: Any
   base_state: base.OptState
   count: jax.Array  # type: ignore[assignment]  # as in optax
+
+
+def masked_value_fn(loss_fn, params):
+  """``value_fn=`` for MARTHE inside ``optax.masked`` or ``multi_transform``.
+
+  There the transformation sees only its subset of the parameters, the
+  others replaced by ``optax.MaskedNode()``; the returned function fills
+  those from ``params`` (the full parameters of this step) and calls
+  ``loss_fn`` on the whole model, so the Hessian-vector products are those of
+  the real loss restricted to the subset.
+
+  Args:
+    loss_fn: the minibatch loss as a function of the full parameters.
+    params: the full parameters at this step.
+
+  Returns:
+    A function of the masked parameter tree, to pass as ``value_fn=``.
+
+  Examples:
+    >>> import jax, jax.numpy as jnp, optax
+    >>> import optax_hypergrad as ohg
+    >>> params = {'w': jnp.zeros(2), 'b': jnp.zeros(())}
+    >>> loss = lambda p: jnp.sum((p['w'] - 1.0) ** 2) + p['b'] ** 2
+    >>> tx = optax.multi_transform(
+    ...     {'marthe': ohg.marthe(), 'sgd': optax.sgd(0.1)},
+    ...     {'w': 'marthe', 'b': 'sgd'})
+    >>> state = tx.init(params)
+    >>> updates, state = tx.update(
+    ...     jax.grad(loss)(params), state, params,
+    ...     value_fn=ohg.masked_value_fn(loss, params))
+  """
+  is_masked = lambda x: isinstance(x, optax.MaskedNode)
+
+  def value_fn(sub):
+    full = jax.tree.map(lambda s, p: p if is_masked(s) else s, sub, params,
+                        is_leaf=is_masked)
+    return loss_fn(full)
+
+  value_fn.fills_masked_leaves = True  # for _check_params
+  return value_fn
+
+
+def _check_params(params, value_fn) -> None:
+  """A ValueError saying what to do for masked-out or non-float leaves."""
+  is_masked = lambda x: isinstance(x, optax.MaskedNode)
+  leaves = jax.tree.leaves(params, is_leaf=is_masked)
+  if any(is_masked(x) for x in leaves) and not getattr(
+      value_fn, 'fills_masked_leaves', False):
+    raise ValueError(MASKED_MSG)
+  paths = [jax.tree_util.keystr(p) for p, x in
+           jax.tree_util.tree_leaves_with_path(params) if not _is_float(x)]
+  if paths:
+    raise ValueError(
+        f'scale_by_marthe differentiates value_fn= through the parameters, '
+        f'but the leaves {paths} are not floating-point. Keep them out of '
+        f'the optimized tree, or apply MARTHE to the float leaves alone: '
+        f'optax.masked(ohg.marthe(...), float_mask) with '
+        f'value_fn=ohg.masked_value_fn(loss_fn, params).')
 
 
 def _check_value_fn(value_fn, params) -> None:
@@ -94,28 +188,152 @@ def _state_tangent_in(base_state, state_tangent, mu):
   return jax.tree.unflatten(treedef, tangents)
 
 
-def _adapt_mu(mu, mu_accum, eta, e_grad, prev_grad, dtype):
-  """The reference's automatic μ (METHODS.md §3), its division guarded.
+def _zero_nans(tree):
+  """NaN → 0 in a tangent.
 
-  ``q = η / (∇E·b)``, ``z = clip(q, 0, 1)``, ``c ← c·sign(μ) + μ``,
-  ``μ ← z^{1/(c+1)}``. A zero or negative ``∇E·b`` (the two gradients
-  disagree) gives ``z = 0``, hence ``μ = 0`` and a reset of ``c``.
+  A base step with a square root (Adam's √v) at a coordinate whose gradient
+  is exactly zero gives 0·∞ = NaN in the jvp, though the step does not move
+  along the tangent there: its directional derivative is 0. An overflow
+  (±∞) is kept, for the reset guard to see.
   """
-  agreement = rate_lib.dot(e_grad, prev_grad, dtype, per_leaf=False)
-  safe = jnp.where(agreement > 0, agreement, 1.0)
-  z = jnp.clip(jnp.where(agreement > 0, eta / safe, 0.0), 0.0, 1.0)
-  mu_accum = mu_accum * jnp.sign(mu) + mu
-  return (z ** (1.0 / (mu_accum + 1.0))).astype(dtype), mu_accum
+  return jax.tree.map(lambda t: jnp.where(jnp.isnan(t), 0, t), tree)
+
+
+def _step_rate(state, e_grad, updates, beta, multiplicative, bounds):
+  """The rate, moved along ``h = ∇E(w_t)·Z_t`` before the step.
+
+  Additive (the paper): ``η ← max(η - β h, 0)``. Multiplicative: ``log η ←
+  log η - β ĥ`` with ``ĥ = cos(∇E, Z)`` in [-1, 1], clipped to a factor of 2
+  (the HD family's scale-free rule; ``μ = 0`` is its HD exactly). At t = 0,
+  ``Z = 0`` leaves the rate where it is.
+
+  Returns:
+    ``(η, ĥ or h, scale of this step's gradient, new norm level, ok)``:
+    the gradient scale clips a jump of ``‖g‖`` above twice its running
+    level (multiplicative only), and ``ok`` is False for a non-finite
+    gradient, which skips the step.
+  """
+  dtype = state.learning_rate.dtype
+  rate_opt = optax.sgd(beta)  # stateless: β lives in the state
+  if not multiplicative:
+    h = rate_lib.dot(e_grad, state.tangent, dtype, per_leaf=False)
+    eta, _ = rate_lib.step_rate(state.learning_rate,
+                                 rate_opt.init(state.learning_rate), h,
+                                 rate_opt, *bounds)
+    return eta, h, jnp.ones([], dtype), state.grad_norm, jnp.isfinite(h)
+  cos, e_norm = rate_lib.cosine(e_grad, state.tangent, dtype, per_leaf=False)
+  eta, _ = rate_lib.step_rate(state.learning_rate,
+                              rate_opt.init(state.learning_rate), cos,
+                              rate_opt, *bounds, multiplicative=True)
+  g_norm = e_norm if e_grad is updates else jnp.sqrt(
+      rate_lib.dot(updates, updates, dtype, per_leaf=False))
+  scale, grad_norm = rate_lib.clip_to_level(g_norm, state.grad_norm)
+  ok = jnp.isfinite(e_norm) & jnp.isfinite(g_norm)
+  return eta, cos, scale, grad_norm, ok
+
+
+def _step_mu(state, eta, e_grad, rule, h):
+  """The adaptive discount: ``c ← c·sign(μ) + μ``, ``μ ← z^{1/(c+1)}``.
+
+  ``c`` counts the horizon, so ``μ`` drifts toward 1 while ``z > 0`` and is
+  reset to 0 when ``z = 0``. ``'reference'``: ``z = clip(η / (∇E·b), 0, 1)``
+  from this step's ``∇E`` and the previous training gradient ``b``, as the
+  authors' code; near HD's balance consecutive gradients disagree about as
+  often as they agree, and under minibatch noise it resets on most steps.
+  ``'descent'``: the ex-post descent test of the last rate step — it was a
+  descent step for the new hypergradient iff ``ĥ_t ĥ_{t-1} > 0`` — smoothed:
+  ``z = clip(ρ̄ / ā, 0, 1)`` with ``ρ̄`` and ``ā`` running means of
+  ``ĥ_t ĥ_{t-1}`` and ``|ĥ_t ĥ_{t-1}|``. A long horizon makes ``ĥ`` smooth,
+  which keeps the horizon; an outdated tangent makes the rate steps
+  alternate, which cuts it.
+
+  Returns:
+    ``(μ, c, ρ̄, ā)``; unchanged at the first step.
+  """
+  dtype = state.learning_rate.dtype
+  scale = state.agreement_scale
+  if rule == 'reference':
+    agreement = rate_lib.dot(e_grad, state.prev_grad, dtype, per_leaf=False)
+    safe = jnp.where(agreement > 0, agreement, 1.0)
+    z = jnp.where(agreement > 0, eta / safe, 0.0)
+    running = state.agreement
+  else:
+    prod = h * state.prev_hypergrad
+    running = AGREEMENT_DECAY * state.agreement + (1 - AGREEMENT_DECAY) * prod
+    scale = AGREEMENT_DECAY * scale + (1 - AGREEMENT_DECAY) * jnp.abs(prod)
+    ok = scale > 0
+    z = jnp.where(ok, running / jnp.where(ok, scale, 1.0), 0.0)
+  z = jnp.clip(z, 0.0, 1.0)
+  accum = state.mu_accum * jnp.sign(state.mu) + state.mu
+  mu = (z ** (1.0 / (accum + 1.0))).astype(dtype)
+  first = state.count == 0
+  return (jnp.where(first, state.mu, mu),
+          jnp.where(first, state.mu_accum, accum),
+          jnp.where(first, state.agreement, running).astype(dtype),
+          jnp.where(first, state.agreement_scale, scale).astype(dtype))
+
+
+def _step_beta(state, beta, h, eta, kappa, multiplicative):
+  """The hyper-learning rate, kept where its step is not finite.
+
+  Additive (the reference): ``β ← max(β + κ h η, 0)``; as ``η > 0`` it
+  shrinks while ``h < 0`` asks for a larger rate: a brake. Multiplicative:
+  ``log β ← log β + κ ĥ_t ĥ_{t-1}``, gradient descent on ``log β`` through
+  the last rate step: ``β`` grows while consecutive rate steps agree and
+  shrinks while they alternate.
+  """
+  if multiplicative:
+    new = beta * jnp.exp(kappa * h * state.prev_hypergrad)
+  else:
+    new = jnp.maximum(beta + kappa * h * eta, 0.0)
+  return jnp.where(jnp.isfinite(new), new, beta).astype(beta.dtype)
+
+
+def _step_tangent(direction, value_fn, grads, scale, state, params, eta, mu,
+                  extra_args):
+  """The base step and ``Z_{t+1} = μ J_t Z_t + ∂Φ_t/∂η``, one ``jax.jvp``.
+
+  ``grads`` is the incoming gradient times ``scale`` (the clip), so the
+  Hessian-vector product ``H μZ^w`` (a jvp of ``jax.grad(value_fn)``,
+  forward-over-reverse) is scaled alike.
+
+  Returns:
+    ``(updates, base state, Z^w, Z^s)``; the tangents zero when they
+    overflow (RTHO's instability), rather than carried.
+  """
+  z_w = jax.tree.map(lambda z: mu.astype(z.dtype) * z, state.tangent)
+  _, hvp = jax.jvp(jax.grad(value_fn), (params,), (z_w,))
+  hvp = rate_lib.scale_tree(scale, hvp, per_leaf=False)
+
+  def step(grads, base_state, params, eta):
+    d, base_state = direction.update(grads, base_state, params, **extra_args)
+    return rate_lib.scale_by_rate(eta, d, per_leaf=False), base_state
+
+  (new_updates, base_state), (du, ds) = jax.jvp(
+      step,
+      (grads, state.base_state, params, eta),
+      (hvp, _state_tangent_in(state.base_state, state.state_tangent, mu),
+       z_w, jnp.ones_like(eta)),
+  )
+  tangent = _zero_nans(jax.tree.map(jnp.add, z_w, du))
+  state_tangent = _zero_nans(_float_part(base_state, ds))
+  finite = rate_lib.all_finite((tangent, state_tangent))
+  tangent = optax.tree.where(finite, tangent, optax.tree.zeros_like(tangent))
+  state_tangent = optax.tree.where(finite, state_tangent,
+                                   optax.tree.zeros_like(state_tangent))
+  return new_updates, base_state, tangent, state_tangent
 
 
 def scale_by_marthe(
     direction: base.GradientTransformation | None = None,
-    learning_rate: jax.typing.ArrayLike = 0.01,
-    hypergrad_lr: jax.typing.ArrayLike = 1e-8,
+    learning_rate: jax.typing.ArrayLike = 1e-3,
+    hypergrad_lr: jax.typing.ArrayLike | None = None,
     mu: jax.typing.ArrayLike = 1.0,
     kappa: jax.typing.ArrayLike = 0.0,
     *,
     adapt_mu: bool = False,
+    mu_rule: str = 'descent',
+    rate_dynamics: str = 'multiplicative',
     min_learning_rate: jax.typing.ArrayLike | None = 0.0,
     max_learning_rate: jax.typing.ArrayLike | None = None,
 ) -> base.GradientTransformationExtraArgs:
@@ -127,34 +345,67 @@ def scale_by_marthe(
 
   .. math::
 
-    \eta_t &= \max(\eta_{t-1} - \beta\, \nabla E(w_t) \cdot Z^w_t, 0) \\
+    h_t &= \nabla E(w_t) \cdot Z^w_t \\
+    \eta_t &= \max(\eta_{t-1} - \beta\, h_t, 0)
+      \quad\text{or}\quad
+      \log\eta_t = \log\eta_{t-1}
+        - \mathrm{clip}(\beta \cos(\nabla E(w_t), Z^w_t), \pm\log 2) \\
     Z_{t+1} &= \mu\, J_t Z_t + \partial \Phi_t / \partial \eta, \qquad
       J_t = \partial \Phi_t / \partial (w, s) \\
     w_{t+1} &= \Phi_t(w_t, s_t; \eta_t)
 
+  The first rate rule is the paper's (``rate_dynamics='additive'``); the
+  second, the default, is the HD family's scale-free rule: the rate moves in
+  log space by a normalized hypergradient, so ``β`` has no units, the rate
+  stays positive and moves by at most a factor of 2 per step, and a jump of
+  ``‖g‖`` above twice its running level is clipped before the step; a jump
+  above six times it also restarts the tangent (``μ = 0`` for that step),
+  which keeps RTHO stable where its outdated history would drive the rate
+  up through an instability.
+
   ``μ J_t Z_t + ∂Φ_t/∂η`` is one ``jax.jvp`` of the step at
   :math:`(w_t, s_t, \eta_t)` with tangent :math:`(\mu Z^w, \mu Z^s, 1)`,
-  Hessian-vector product included. ``μ = 0`` is hypergradient descent
-  (clamped at 0), ``μ = 1`` is RTHO.
+  Hessian-vector product included. ``μ = 0`` is hypergradient descent,
+  ``μ = 1`` is RTHO.
 
   :math:`\nabla E` is the incoming (training) gradient unless a validation
   gradient is passed as ``validation_grad=``. With ``adapt_mu=True``, ``μ``
-  follows the reference rule (``mu`` is then the starting value); with
-  ``kappa > 0``, :math:`\beta \leftarrow \max(\beta + \kappa\,
-  (\nabla E \cdot Z)\, \eta, 0)`.
+  follows ``mu_rule`` (``mu`` is then the starting value): ``'reference'``
+  is the authors' rule, ``z = clip(η / (∇E·b), 0, 1)`` from the previous
+  training gradient ``b``; ``'descent'`` (the default) tests ex post
+  whether the last rate step was a descent step for the new hypergradient,
+  :math:`z = \mathrm{clip}(\overline{\hat h_t \hat h_{t-1}} /
+  \overline{|\hat h_t \hat h_{t-1}|}, 0, 1)` (running means, decay 0.9),
+  so minibatch noise does not reset the horizon on most steps. Either way
+  ``c ← c·sign(μ) + μ``, ``μ ← z^{1/(c+1)}``. With ``kappa > 0`` the
+  hyper-learning rate adapts:
+  :math:`\beta \leftarrow \max(\beta + \kappa\, h_t \eta_t, 0)` (additive,
+  as the reference) or :math:`\log\beta \leftarrow \log\beta + \kappa\,
+  \hat h_t \hat h_{t-1}` with :math:`\hat h` the cosine above
+  (multiplicative).
 
   The primal step uses the incoming updates as the gradient, so transforms
   chained before (clipping, weight decay) act on the step; the tangent sees
   them as the identity (put weight decay into ``value_fn`` for an exact
-  tangent).
+  tangent). ``value_fn`` must be the loss whose gradient the updates are (a
+  sum where the gradients are of a mean scales every Hessian-vector product
+  by the batch size). A base step with a square root (Adam) differentiated
+  at a coordinate whose gradient is exactly zero contributes 0, not NaN, to
+  the tangent. Under ``optax.inject_hyperparams``, a changed ``mu`` (fixed
+  μ), ``kappa`` or ``hypergrad_lr`` takes effect at the next step (the
+  live ``β`` moves by the change); ``learning_rate`` is the initial rate.
 
   Args:
     direction: the base direction (``None`` for SGD), any Optax transform.
     learning_rate: the initial rate :math:`\eta_0`.
-    hypergrad_lr: the initial hyper-learning rate :math:`\beta`.
+    hypergrad_lr: the (initial) hyper-learning rate :math:`\beta`; None for
+      the default: 0.05 for the multiplicative rule, 1e-8 (the reference
+      code's) for the additive one.
     mu: the discount :math:`\mu \in [0, 1]` (its start with ``adapt_mu``).
     kappa: the step :math:`\kappa` of the hyper-learning rate (0: fixed).
-    adapt_mu: adapt ``μ`` online by the reference rule.
+    adapt_mu: adapt ``μ`` online by ``mu_rule``.
+    mu_rule: ``'descent'`` or ``'reference'`` (see above).
+    rate_dynamics: ``'multiplicative'`` or ``'additive'`` (see above).
     min_learning_rate: lower bound of the rate; 0 as in the paper.
     max_learning_rate: optional upper bound of the rate.
 
@@ -167,7 +418,7 @@ def scale_by_marthe(
     >>> import jax, jax.numpy as jnp, optax
     >>> import optax_hypergrad as ohg
     >>> f = lambda w: jnp.sum(jnp.array([1.0, 10.0]) * (w - 1.0) ** 2)
-    >>> tx = ohg.scale_by_marthe(learning_rate=0.01, hypergrad_lr=1e-4)
+    >>> tx = ohg.scale_by_marthe()
     >>> @jax.jit
     ... def step(w, state):
     ...   updates, state = tx.update(jax.grad(f)(w), state, w, value_fn=f)
@@ -177,7 +428,7 @@ def scale_by_marthe(
     >>> for _ in range(100):
     ...   w, state = step(w, state)
     >>> print(f'loss {f(w):.1e}, rate {state.learning_rate:.3f}')
-    loss 3.8e-11, rate 0.058
+    loss 3.9e-06, rate 0.141
 
   References:
     Donini et al, `Scheduling the Learning Rate via Hypergradients: New
@@ -185,12 +436,22 @@ def scale_by_marthe(
 
     Franceschi et al, `Forward and Reverse Gradient-Based Hyperparameter
     Optimization <https://arxiv.org/abs/1703.01785>`_, 2017
+
+    Schraudolph, `Local Gain Adaptation in Stochastic Gradient Descent
+    <https://doi.org/10.1049/cp:19991170>`_, 1999
   """
-  checks.check_scalar('learning_rate', learning_rate)
+  checks.check_choice('rate_dynamics', rate_dynamics, rate_lib.RATE_DYNAMICS)
+  checks.check_choice('mu_rule', mu_rule, MU_RULES)
+  multiplicative = rate_dynamics == 'multiplicative'
+  if hypergrad_lr is None:
+    hypergrad_lr = DEFAULT_HYPERGRAD_LR[rate_dynamics]
+  checks.check_scalar('learning_rate', learning_rate,
+                      low_inclusive=not multiplicative)
   checks.check_scalar('hypergrad_lr', hypergrad_lr)
   checks.check_scalar('mu', mu, high=1.0)
   checks.check_scalar('kappa', kappa)
   checks.check_bounds(min_learning_rate, max_learning_rate)
+  bounds = (min_learning_rate, max_learning_rate)
   if direction is None:
     direction = optax.identity()
   direction = base.with_extra_args_support(direction)
@@ -198,15 +459,22 @@ def scale_by_marthe(
   def init_fn(params):
     dtype = rate_lib.rate_dtype(params)
     base_state = direction.init(params)
+    zero = lambda: jnp.zeros([], dtype)  # a fresh buffer per field
     return ScaleByMartheState(
         learning_rate=jnp.asarray(learning_rate, dtype),
         hypergrad_lr=jnp.asarray(hypergrad_lr, dtype),
+        hypergrad_lr_given=jnp.asarray(hypergrad_lr, dtype),
         mu=jnp.asarray(mu, dtype),
-        mu_accum=jnp.zeros([], dtype),
+        mu_accum=zero(),
+        agreement=zero(),
+        agreement_scale=zero(),
+        prev_hypergrad=zero(),
+        grad_norm=zero(),
         tangent=optax.tree.zeros_like(params),
         state_tangent=_float_part(base_state,
                                   optax.tree.zeros_like(base_state)),
-        prev_grad=(optax.tree.zeros_like(params) if adapt_mu
+        prev_grad=(optax.tree.zeros_like(params)
+                   if adapt_mu and mu_rule == 'reference'
                    else base.EmptyState()),
         base_state=base_state,
         count=jnp.zeros([], jnp.int32),
@@ -221,76 +489,56 @@ def scale_by_marthe(
           MISSING_VALUE_FN_MSG, extra_args))
     if params is None:
       raise ValueError(base.NO_PARAMS_MSG)
+    _check_params(params, value_fn)
     _check_value_fn(value_fn, params)
     dtype = state.learning_rate.dtype
     e_grad = updates if validation_grad is None else validation_grad
+    # The live β, moved by a hypergrad_lr changed since the last step (a
+    # no-op, exactly, unless optax.inject_hyperparams changed it).
+    given = jnp.asarray(hypergrad_lr, dtype)
+    beta = state.hypergrad_lr + (given - state.hypergrad_lr_given)
 
-    # The reference's order (adatune's hyper_step): the rate moves along
-    # h = ∇E(w_t)·Z_t with the current β; then μ is adapted from the *new*
-    # rate, ∇E(w_t) and the previous training gradient b; then β. At t = 0,
-    # Z = 0 gives h = 0, so the rate update is skipped as in the paper.
-    hypergrad = rate_lib.dot(e_grad, state.tangent, dtype, per_leaf=False)
-    rate_opt = optax.sgd(state.hypergrad_lr)  # stateless: β lives in state
-    eta, _ = rate_lib.step_rate(
-        state.learning_rate, rate_opt.init(state.learning_rate), hypergrad,
-        rate_opt, min_learning_rate, max_learning_rate)
-
-    mu_t, mu_accum = state.mu, state.mu_accum
+    # The reference's order (adatune's hyper_step): the rate moves with the
+    # current β; then μ is adapted from the *new* rate; then β.
+    eta, h, scale, grad_norm, ok = _step_rate(state, e_grad, updates, beta,
+                                              multiplicative, bounds)
     if adapt_mu:
-      new_mu, new_accum = _adapt_mu(state.mu, state.mu_accum, eta, e_grad,
-                                    state.prev_grad, dtype)
-      first = state.count == 0
-      mu_t = jnp.where(first, state.mu, new_mu)
-      mu_accum = jnp.where(first, state.mu_accum, new_accum)
+      mu_t, mu_accum, agreement, agreement_scale = _step_mu(
+          state, eta, e_grad, mu_rule, h)
+    else:  # the argument, so that an injected μ takes effect
+      mu_t, mu_accum, agreement, agreement_scale = (
+          jnp.asarray(mu, dtype), state.mu_accum, state.agreement,
+          state.agreement_scale)
+    new_beta = _step_beta(state, beta, h, eta, kappa, multiplicative)
+    if multiplicative:
+      # A jump of ‖g‖ far above its level marks a change of regime or a
+      # rate gone unstable: the tangent's history is outdated, restart it.
+      mu_t = jnp.where(scale < rate_lib.GROWTH_LIMIT / RESET_JUMP,
+                       jnp.zeros_like(mu_t), mu_t)
 
-    # β ← max(β + κ h η, 0) (METHODS.md; commented out in the reference). As
-    # η > 0, β shrinks while h < 0 asks for a larger rate and grows while
-    # h > 0 asks for a smaller one: a brake on rate increases.
-    beta = jnp.maximum(state.hypergrad_lr + kappa * hypergrad * eta, 0.0)
-    beta = jnp.where(jnp.isfinite(beta), beta, state.hypergrad_lr)
-    beta = beta.astype(dtype)
-
-    # H μZ^w, from a jvp of the loss gradient (forward-over-reverse).
-    z_w = jax.tree.map(lambda z: mu_t.astype(z.dtype) * z, state.tangent)
-    _, hvp = jax.jvp(jax.grad(value_fn), (params,), (z_w,))
-
-    def step(grads, base_state, params, eta):
-      d, base_state = direction.update(grads, base_state, params,
-                                       **extra_args)
-      return rate_lib.scale_by_rate(eta, d, per_leaf=False), base_state
-
-    (new_updates, base_state), (du, ds) = jax.jvp(
-        step,
-        (updates, state.base_state, params, eta),
-        (hvp, _state_tangent_in(state.base_state, state.state_tangent, mu_t),
-         z_w, jnp.ones_like(eta)),
-    )
-    tangent = jax.tree.map(jnp.add, z_w, du)
+    grads = rate_lib.scale_tree(scale, updates, per_leaf=False)
+    new_updates, base_state, tangent, state_tangent = _step_tangent(
+        direction, value_fn, grads, scale, state, params, eta, mu_t,
+        extra_args)
     new_state = ScaleByMartheState(
         learning_rate=eta,
-        hypergrad_lr=beta,
+        hypergrad_lr=new_beta,
+        hypergrad_lr_given=given,
         mu=mu_t,
         mu_accum=mu_accum,
+        agreement=agreement,
+        agreement_scale=agreement_scale,
+        prev_hypergrad=h.astype(dtype),
+        grad_norm=grad_norm,
         tangent=tangent,
-        state_tangent=_float_part(base_state, ds),
-        prev_grad=updates if adapt_mu else state.prev_grad,
+        state_tangent=state_tangent,
+        prev_grad=(updates if adapt_mu and mu_rule == 'reference'
+                   else state.prev_grad),
         base_state=base_state,
         count=optax.safe_increment(state.count),
     )
-    # A tangent that overflows with finite gradients (RTHO's instability) is
-    # reset to zero rather than carried.
-    finite = rate_lib.all_finite((tangent, new_state.state_tangent))
-    new_state = new_state._replace(
-        tangent=optax.tree.where(finite, tangent,
-                                 optax.tree.zeros_like(tangent)),
-        state_tangent=optax.tree.where(
-            finite, new_state.state_tangent,
-            optax.tree.zeros_like(new_state.state_tangent)),
-    )
     # A non-finite gradient (or validation gradient) makes h non-finite
     # (NaN·0 is NaN, so also at the first step): skip the whole step.
-    return rate_lib.skip_unless(jnp.isfinite(hypergrad), new_updates,
-                                new_state, state)
+    return rate_lib.skip_unless(ok, new_updates, new_state, state)
 
   return base.GradientTransformationExtraArgs(init_fn, update_fn)
-
