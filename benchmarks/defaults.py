@@ -154,6 +154,21 @@ def run_settings(problem, base, lop):
   }
 
 
+def run_study(probs, study, out, report_fn, meta):
+  """``study(problem) -> dict`` on every problem, with a progress bar;
+  prints the time and ``report_fn(results)``, writes ``{**meta,
+  'results': results}`` to ``out``. The driver of the defaults studies."""
+  results = {}
+  t0 = time.time()
+  for problem in tqdm.tqdm(probs, desc='problems'):
+    results[problem.name] = study(problem)
+  print(f'{time.time() - t0:.0f} s on {len(probs)} problems')
+  print(report_fn(results))
+  os.makedirs(os.path.dirname(out) or '.', exist_ok=True)
+  with open(out, 'w') as f:
+    json.dump({**meta, 'results': results}, f)
+
+
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument('--out', default='results/defaults.json')
@@ -161,21 +176,18 @@ def main(argv=None):
   args = parser.parse_args(argv)
   probs = [p for p in problems_lib.study_problems()
            if not args.problems or p.name in args.problems]
-  results = {}
-  t0 = time.time()
-  for problem in tqdm.tqdm(probs, desc='problems'):
+
+  def study(problem):
     res = {'floor': floor_of(problem), 'const': {}, 'hd': {}}
     for b in BASES:
       res['const'][b] = constant_finals(problem, b, CONST_GRID)
       for lop in LOPS:
         res['hd'][f'{b}/{lop}'] = run_settings(problem, b, lop)
-    results[problem.name] = res
-  print(f'{time.time() - t0:.0f} s on {len(probs)} problems')
-  print(report(results))
-  os.makedirs(os.path.dirname(args.out) or '.', exist_ok=True)
-  with open(args.out, 'w') as f:
-    json.dump({'settings': {lop: settings(lop) for lop in LOPS},
-               'const_grid': CONST_GRID, 'results': results}, f)
+    return res
+
+  run_study(probs, study, args.out, report,
+            {'settings': {lop: settings(lop) for lop in LOPS},
+             'const_grid': CONST_GRID})
 
 
 def summarize(results, key, i):

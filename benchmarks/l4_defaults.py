@@ -12,12 +12,8 @@ about 5 minutes on 2 CPU cores.
 """
 
 import argparse
-import json
-import os
-import time
 
 import numpy as np
-import tqdm
 
 from benchmarks import defaults
 from benchmarks import problems as problems_lib
@@ -50,9 +46,8 @@ def main(argv=None):
   args = parser.parse_args(argv)
   probs = [p for p in problems()
            if not args.problems or p.name in args.problems]
-  results = {}
-  t0 = time.time()
-  for problem in tqdm.tqdm(probs, desc='problems'):
+
+  def study(problem):
     res = {'floor': defaults.floor_of(problem), 'const': {}, 'l4': {}}
     for base in ('sgd', 'nesterov'):
       res['const'][base] = defaults.constant_finals(problem, base, GRID)
@@ -63,12 +58,10 @@ def main(argv=None):
         final, diverged = defaults.outcome(out)
         res['l4'][f'{variant} {setting}'] = {'final': float(final.mean()),
                                              'diverged': bool(diverged.any())}
-    results[problem.name] = res
-  print(f'{time.time() - t0:.0f} s on {len(probs)} problems')
-  print(report(results))
-  os.makedirs(os.path.dirname(args.out) or '.', exist_ok=True)
-  with open(args.out, 'w') as f:
-    json.dump({'grid': GRID, 'settings': SETTINGS, 'results': results}, f)
+    return res
+
+  defaults.run_study(probs, study, args.out, report,
+                     {'grid': GRID, 'settings': SETTINGS})
 
 
 def _excess(final, floor):

@@ -43,7 +43,8 @@ def blocks(evidence_dir=EVIDENCE) -> dict[str, str]:
   out = {}
   study = load('marthe_defaults.json')
   if study:
-    out['defaults'] = marthe_defaults.report(study['results'])
+    out['defaults'] = marthe_defaults.report(study['results'],
+                                             settings=study['settings'])
   for block, name in (('schedules', 'schedules.json'),
                       ('schedules_3x500', 'schedules_3x500.json')):
     r = load(name)
