@@ -305,3 +305,15 @@ def test_report_marks_marthe_claims_per_mu_rule_and_at_defaults():
   assert status == '**partly** (1 of 2)'
   assert 'MARTHE descent-μ 0.250' in evidence and 'MARTHE default inf' in (
       evidence)
+
+
+def test_marthe_tables_regenerate_from_committed_evidence():
+  """docs/marthe.md's defaults-study and schedules tables are what
+  benchmarks/evidence/ gives, every one of them."""
+  from benchmarks import marthe_evidence  # pylint: disable=g-import-not-at-top
+
+  page = (pathlib.Path(marthe_evidence.DOCS)).read_text()
+  blocks = marthe_evidence.blocks()
+  assert set(blocks) == set(marthe_evidence.BLOCKS)
+  for name, text in blocks.items():
+    assert marthe_evidence.generated(page, name) == text, name

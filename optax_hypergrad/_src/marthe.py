@@ -167,7 +167,7 @@ def _check_value_fn(value_fn, params) -> None:
 
 
 def _is_float(x) -> bool:
-  return jnp.issubdtype(jnp.asarray(x).dtype, jnp.inexact)
+  return jnp.issubdtype(rate_lib.leaf_dtype(x), jnp.inexact)
 
 
 def _float_part(base_state, tangent):

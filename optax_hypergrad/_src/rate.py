@@ -34,6 +34,13 @@ DEFAULT_STEPS = dict.fromkeys(RATE_OPTIMIZERS, 1e-3)
 GROWTH_LIMIT = 2.0
 
 
+def leaf_dtype(leaf: Any) -> jnp.dtype:
+  """A leaf's dtype: an array's, a ``jax.ShapeDtypeStruct``'s (abstract
+  initialization, as sharded set-ups use), or a Python number's."""
+  dtype = getattr(leaf, 'dtype', None)
+  return jnp.dtype(dtype) if dtype is not None else jnp.asarray(leaf).dtype
+
+
 def rate_dtype(params: base.Params) -> jnp.dtype:
   """The dtype of the learned rate: float32, or wider when params are wider.
 
@@ -43,7 +50,7 @@ def rate_dtype(params: base.Params) -> jnp.dtype:
   # Not optax.tree.dtype: it promotes across leaves, which strict dtype
   # promotion rejects for a bfloat16/float32 mix.
   for leaf in jax.tree.leaves(params):
-    dtype = jnp.asarray(leaf).dtype
+    dtype = leaf_dtype(leaf)
     if jnp.issubdtype(dtype, jnp.floating) and dtype.itemsize > 4:
       return dtype
   return jnp.dtype(jnp.float32)
