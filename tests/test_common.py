@@ -204,7 +204,8 @@ def test_init_on_abstract_sharded_params(name, factory, kwargs, extra):
   of a large model) gives the state that concrete sharded params give:
   same shapes, dtypes and shardings."""
   del name, extra
-  from jax.sharding import NamedSharding, PartitionSpec as P  # pylint: disable=g-import-not-at-top
+  from jax.sharding import NamedSharding  # pylint: disable=g-import-not-at-top
+  from jax.sharding import PartitionSpec as P  # pylint: disable=g-import-not-at-top
   mesh = jax.make_mesh((2, 4), ('data', 'model'))
   specs = {'w': P('data', 'model'), 'b': P('model'), 'h': P()}
   params = {'w': jnp.ones((8, 4)), 'b': jnp.ones(4, jnp.bfloat16),
