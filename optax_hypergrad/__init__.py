@@ -22,6 +22,7 @@ from optax_hypergrad._src.l4 import ScaleByGradientRmsState
 from optax_hypergrad._src.l4 import ScaleByL4State
 from optax_hypergrad._src.l4 import scale_by_gradient_rms
 from optax_hypergrad._src.l4 import scale_by_l4
+from optax_hypergrad._src.live_rate import live_learning_rate
 from optax_hypergrad._src.lrs_opt import LrsOptResult
 from optax_hypergrad._src.lrs_opt import lrs_opt
 from optax_hypergrad._src.lrs_opt import unrolled_objective
@@ -43,6 +44,7 @@ __all__ = (
     'hypergradient_descent',
     'l4_adam',
     'l4_mom',
+    'live_learning_rate',
     'lrs_opt',
     'LrsOptResult',
     'marthe',
