@@ -303,6 +303,10 @@ def _step_tangent(direction, value_fn, grads, scale, state, params, eta, mu,
   """
   z_w = jax.tree.map(lambda z: mu.astype(z.dtype) * z, state.tangent)
   _, hvp = jax.jvp(jax.grad(value_fn), (params,), (z_w,))
+  # JAX's gradient of a real loss w.r.t. a complex leaf is the conjugate of
+  # the updates' convention (Optax's): conjugate its derivative alike.
+  hvp = jax.tree.map(lambda h: jnp.conj(h) if jnp.iscomplexobj(h) else h,
+                     hvp)
   hvp = rate_lib.scale_tree(scale, hvp, per_leaf=False)
 
   def step(grads, base_state, params, eta):

@@ -51,6 +51,8 @@ def rate_dtype(params: base.Params) -> jnp.dtype:
   # promotion rejects for a bfloat16/float32 mix.
   for leaf in jax.tree.leaves(params):
     dtype = leaf_dtype(leaf)
+    if jnp.issubdtype(dtype, jnp.complexfloating):
+      dtype = jnp.finfo(dtype).dtype  # complex128: a float64 rate
     if jnp.issubdtype(dtype, jnp.floating) and dtype.itemsize > 4:
       return dtype
   return jnp.dtype(jnp.float32)
@@ -68,11 +70,20 @@ def init_rate(
   return jnp.asarray(learning_rate, dtype)
 
 
+def _real_dot(a: jax.Array, b: jax.Array, dtype: jnp.dtype) -> jax.Array:
+  """``Re⟨a, b⟩`` in ``dtype``: for complex leaves, the inner product of
+  their (real, imaginary) pairs, so a complex parameter behaves as its pair
+  (Optax's convention: the updates of a complex parameter are the conjugated
+  JAX gradient)."""
+  if jnp.iscomplexobj(a) or jnp.iscomplexobj(b):
+    return jnp.sum(jnp.real(a).astype(dtype) * jnp.real(b).astype(dtype)
+                   + jnp.imag(a).astype(dtype) * jnp.imag(b).astype(dtype))
+  return jnp.sum(a.astype(dtype) * b.astype(dtype))
+
+
 def leaf_dots(x: base.Updates, y: base.Updates, dtype: jnp.dtype) -> Any:
-  """Per-leaf inner products ``x_i · y_i``, each as a scalar of ``dtype``."""
-  return jax.tree.map(
-      lambda a, b: jnp.sum(a.astype(dtype) * b.astype(dtype)), x, y
-  )
+  """Per-leaf inner products ``Re⟨x_i, y_i⟩``, each a scalar of ``dtype``."""
+  return jax.tree.map(lambda a, b: _real_dot(a, b, dtype), x, y)
 
 
 def dot(x: base.Updates, y: base.Updates, dtype: jnp.dtype, per_leaf: bool):
