@@ -1,7 +1,8 @@
 """The paper-scale experiments: VGG-11/16 and ResNet-18 on CIFAR-10/100.
 
-Seed 000 trains VGG-16 and ResNet-18 on CIFAR-10, seed 002 VGG-11 (with
-BatchNorm, SGD with momentum) on CIFAR-10 and ResNet-18 (Adam) on CIFAR-100.
+The ICLR 2019 HD study trains VGG-16 and ResNet-18 on CIFAR-10, Donini et
+al. VGG-11 (with BatchNorm, SGD with momentum) on CIFAR-10 and ResNet-18
+(Adam) on CIFAR-100.
 Nothing is downloaded: give the dataset you have with ``--data``::
 
   python -m benchmarks.cifar --data ~/data/cifar-10-batches-py \\
@@ -18,7 +19,7 @@ per epoch, and the time per step.
 The models are Flax Linen modules with BatchNorm, as in the papers; the
 VGGs end in one ``Dense`` layer (the common CIFAR variant, no dropout),
 ResNet-18 is the CIFAR variant (3×3 stem, no max-pool). L2 regularization
-``1e-4`` (seed 000) is added to the gradient before the optimizer.
+``1e-4`` (the ICLR 2019 HD study) is added to the gradient before the optimizer.
 """
 
 import argparse

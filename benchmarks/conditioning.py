@@ -1,4 +1,4 @@
-"""L4's "optimization floor" claim (seed 003 §3.1, Fig. 2).
+"""L4's "optimization floor" claim (Rolinek & Martius §3.1, Fig. 2).
 
 A two-layer linear net ``W1 W2 x ≈ A x`` with ``x ∈ R^6``, ``W1 ∈ R^{10×6}``,
 ``W2 ∈ R^{6×6}``, ``κ(A) = 1e10`` and 1000 fixed samples, trained full batch

@@ -23,7 +23,7 @@ def mnist(n_test: int = 1000, seed: int = 0):
 
 
 def mnist_with_validation(n_val: int = 700, seed: int = 0):
-  """``mnist()`` with ``n_val`` training digits held out (seed 002 §5 holds
+  """``mnist()`` with ``n_val`` training digits held out (Donini et al. §5 holds
   out 700): ``(x_train, y_train, x_test, y_test), (x_val, y_val)``."""
   x_tr, y_tr, x_te, y_te = mnist(seed=seed)
   return (x_tr[n_val:], y_tr[n_val:], x_te, y_te), (x_tr[:n_val],

@@ -1,14 +1,16 @@
 """The methods compared: the package's at their papers' defaults, and what a
 user would pick instead.
 
-- The HD family starts from the seeds' ``α_0 = 0.001``, as do the plain
+- The HD family starts from the papers' ``α_0 = 0.001``, as do the plain
   constant-step bases it is compared with (``sgd``, ``sgdn``, ``adam``); L4
-  has no initial rate; MARTHE starts from the reference code's ``η_0 = 0.01``.
-- ``*`` marks a method tuned over seed 000's Appendix A grid (the best
-  final loss, mean over seeds, wins; the runner extends a 1-D grid past its
-  edge when the best point sits there): constant steps, ``lr-decay``
-  (halved every 25 of 200 epochs in seed 000, so 8 halvings over the run
-  here), and HD tuned over ``α_0 × β`` as seed 000 tunes it.
+  has no initial rate; MARTHE and RTHO start from ``η_0 = 1e-3`` too
+  (``marthe_paper`` from the reference code's 0.01).
+- ``*`` marks a method tuned over the ICLR 2019 HD study's Appendix A grid
+  (the best final loss, mean over seeds, wins; the runner extends a 1-D grid
+  past its edge when the best point sits there): constant steps, ``lr-decay``
+  (halved every 25 of 200 epochs in the ICLR 2019 HD study, so 8 halvings
+  over the run here), and HD tuned over ``α_0 × β`` as the ICLR 2019 HD
+  study tunes it.
 - Optax's own tuning-free optimizers run at their defaults.
 """
 
@@ -22,7 +24,7 @@ from optax import contrib
 import optax_hypergrad as ohg
 
 ALPHA0 = 1e-3
-# Seed 000, Appendix A.
+# The ICLR 2019 HD study, Appendix A.
 SGD_GRID = (1e-5, 1e-4, 1e-3, 5e-3, 1e-2, 5e-2, 0.1, 0.5, 1.0)
 ADAM_GRID = (1e-6, 1e-5, 5e-5, 1e-4, 5e-4, 1e-3, 5e-3, 1e-2, 0.1, 1.0)
 HD_BETAS = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2)
@@ -61,7 +63,7 @@ class Method:
 
 
 def lr_decay(lr, total_steps):
-  """Seed 000's lr-decay: halve the rate 8 times over the run."""
+  """The ICLR 2019 HD study's lr-decay: halve the rate 8 times over the run."""
   return optax.exponential_decay(lr, max(1, total_steps // 8), 0.5,
                                  staircase=True)
 
@@ -71,7 +73,7 @@ def _nesterov(lr):
 
 
 METHODS = {
-    # constant step at the seeds' α_0: what the HD family starts from
+    # constant step at the papers' α_0: what the HD family starts from
     'sgd': Method(lambda h, t: optax.sgd(ALPHA0)),
     'sgdn': Method(lambda h, t: _nesterov(ALPHA0)),
     'adam': Method(lambda h, t: optax.adam(ALPHA0)),
@@ -124,7 +126,7 @@ METHODS = {
                              SGD_GRID),
     'adam_lr_decay*': Method(lambda h, t: optax.adam(lr_decay(h, t)),
                              ADAM_GRID),
-    # HD tuned as seed 000 tunes it: α_0 × β
+    # HD tuned as the ICLR 2019 HD study tunes it: α_0 × β
     'sgd_hd*': Method(
         lambda h, t: ohg.sgd_hd(h[0], h[1], rate_dynamics='additive'),
         _pairs(SGD_GRID, HD_BETAS), base='sgd*'),

@@ -111,9 +111,10 @@ def accuracy(params, x, y, apply=mlp_apply):
   return jnp.mean(jnp.argmax(apply(params, x), axis=-1) == y)
 
 
-# Architectures of the seeds: logistic regression (seeds 000/001), the
-# 784-1000-1000-10 MLP (seed 000), the 784-300-100-10 MLP (seed 003), the
-# 3x500 MLP (seed 002 §5); MNIST-1D's MLP and 1-D CNN.
+# Architectures of the papers: logistic regression (the HD papers), the
+# 784-1000-1000-10 MLP (the ICLR 2019 HD study), the 784-300-100-10 MLP
+# (Rolinek & Martius), the 3x500 MLP (Donini et al. §5); MNIST-1D's MLP and
+# 1-D CNN.
 ARCHITECTURES = {
     'logreg': mlp((784, 10)),
     'mlp': mlp((784, 300, 100, 10)),

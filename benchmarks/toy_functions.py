@@ -1,4 +1,4 @@
-"""HD, RTHO and MARTHE on Beale and smoothed Bukin (seed 002, Fig. 1).
+"""HD, RTHO and MARTHE on Beale and smoothed Bukin (Donini et al. 2020, Fig. 1).
 
 500 steps of gradient descent from a fixed start, the rate adapted online by
 each method, for a grid of hyper-learning rates ``β``; the best value reached

@@ -1,4 +1,4 @@
-"""Plain-NumPy transcriptions of ../shared/METHODS.md, for the tests.
+"""Plain-NumPy transcriptions of the papers' update rules, for the tests.
 
 Written from the equations, on flat float64 vectors, sharing no code with the
 package: a test that compares the two compares the package to the math.
@@ -9,7 +9,7 @@ import numpy as np
 
 def hd(grad_fn, w0, steps, *, base, lop, alpha0, beta, groups=None,
        mu=0.9, b1=0.9, b2=0.999, eps=1e-8, dynamics='additive', target=0.0):
-  """METHODS.md §1–2: HD over a base optimizer, the rate moved by a `lop`.
+  """HD over a base optimizer (Baydin et al.), the rate moved by a `lop`.
 
   ``dynamics='multiplicative'`` is the package's scale-free rule instead:
   the `lop` moves ``log α`` along ``target - cos(g_t, d_{t-1})``, each step
@@ -96,7 +96,7 @@ def hd(grad_fn, w0, steps, *, base, lop, alpha0, beta, groups=None,
 
 
 class ReferenceSGDHD:
-  """The update order of the reference PyTorch `SGDHD.step` (METHODS.md §1).
+  """The update order of Baydin et al.'s PyTorch `SGDHD.step`.
 
   In place, as the reference does it: the rate is raised by `β g·d_prev`
   before the step; weight decay is folded into `g` first; the momentum buffer
@@ -132,7 +132,7 @@ class ReferenceSGDHD:
 
 def l4(loss_grad_fn, w0, steps, *, variant, alpha=0.15, gamma=0.9, tau=1000.0,
        gamma0=0.75, eps=1e-12, b1=0.9, b2=0.999, adam_eps=1e-4):
-  """METHODS.md §4: L4Mom (`variant='mom'`) or L4Adam (`'adam'`).
+  """Rolinek & Martius: L4Mom (`variant='mom'`) or L4Adam (`'adam'`).
 
   Returns:
     (ws, etas): parameters after each step, effective rate of each step.
@@ -217,7 +217,7 @@ def l4_robust(loss_grad_fn, w0, steps, *, variant, alpha=0.15, gamma=0.9,
 def marthe(grad_hess_fn, w0, steps, *, eta0, beta0, mu0, kappa=0.0,
            adapt_mu=False, momentum=0.0, dynamics='additive',
            mu_rule='reference'):
-  """METHODS.md §3 with the reference's μ and β rules, hand-derived tangent.
+  """Donini et al. with the reference's μ and β rules, hand-derived tangent.
 
   Base: SGD (`momentum=0`, `J = I - ηH`, `∂Φ/∂η = -g`) or heavy-ball
   momentum (`v ← m v + g`, `w ← w - η v`), whose tangent is the reference's

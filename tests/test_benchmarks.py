@@ -187,7 +187,7 @@ def test_report_marks_claims_from_the_numbers():
                  'sgdn*': _entry(0.1), 'adam_hd*': _entry(0.5),
                  'adam_lr_decay*': _entry(0.1), 'adam*': _entry(0.4)}}
   claim, status, evidence = report.claim_hd_vs_lr_decay(suite)
-  assert '000 §3' in claim
+  assert 'ICLR 2019 HD study §3' in claim
   # 0.1 / 0.15 is within 2×: comparable; 0.5 / 0.1 is worse; none better
   assert status.startswith('**reproduced**: comparable in 1, worse in 1')
   assert 'a sgdn_hd* 0.67' in evidence and 'a adam_hd* 5' in evidence

@@ -1,4 +1,4 @@
-"""HD and its `_lop` variants against METHODS.md §1–2, step by step."""
+"""HD and its `_lop` variants against the papers' equations, step by step."""
 
 import itertools
 

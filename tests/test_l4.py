@@ -95,7 +95,7 @@ def test_jit_and_no_jit_agree(variant):
   np.testing.assert_allclose(jitted, eager, rtol=1e-5, atol=1e-7)
 
 
-def _scales_and_problems(n=12, seed=0):
+def _scales_and_problems(n=6, seed=0):
   rng = np.random.default_rng(seed)
   for i in range(n):
     make = problems.PROBLEMS[i % 2]

@@ -43,7 +43,7 @@ TARGET = jnp.array([1.0, -1.0, 0.5])
 
 def quadratic(w):
   """Curvatures 1, 2, 0.5 and |∇f(0)|² ≈ 5. HD's β is not scale-free: at
-  the seeds' defaults, SGD_op-SGDN_lop diverges on a quadratic whose first
+  the papers' defaults, SGD_op-SGDN_lop diverges on a quadratic whose first
   |g|² is 260 (its first rate step, β|g|²(1 + μ), overshoots 2/curvature)."""
   return 0.5 * jnp.sum(jnp.array([1.0, 2.0, 0.5], w.dtype)
                        * (w - TARGET.astype(w.dtype)) ** 2)

@@ -1,4 +1,4 @@
-"""LRS-OPT: the offline optimized learning-rate schedule (seed 002 §5).
+"""LRS-OPT: the offline optimized learning-rate schedule (Donini et al. §5).
 
 The whole schedule ``η_0..η_{T-1}`` of a training run is one vector,
 optimized by gradient descent on the final objective ``E(w_T)``, its gradient
