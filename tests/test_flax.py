@@ -114,8 +114,8 @@ def test_linen_train_state_passing_extra_arguments():
   y = x @ jnp.array([1.0, -2.0, 0.5])
   params = model.init(jax.random.key(1), x)
   loss_fn = lambda p: jnp.mean((model.apply(p, x)[:, 0] - y) ** 2)
-  for tx, extra in [(ohg.l4_mom(), lambda l, f: {'value': l}),
-                    (ohg.marthe(), lambda l, f: {'value_fn': f})]:
+  for tx, extra in [(ohg.l4_mom(), lambda v, f: {'value': v}),
+                    (ohg.marthe(), lambda v, f: {'value_fn': f})]:
     state = TrainState.create(apply_fn=model.apply, params=params, tx=tx)
     first = float(loss_fn(params))
     for _ in range(100):
