@@ -36,9 +36,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import tqdm
 
 from benchmarks import methods as methods_lib
-from benchmarks import progress
 
 VGG_LAYERS = {
     'vgg11': (64, 'M', 128, 'M', 256, 256, 'M', 512, 512, 'M', 512, 512,
@@ -282,11 +282,14 @@ def main(argv=None):
   tx = optax.chain(
       optax.add_decayed_weights(args.weight_decay),
       methods_lib.METHODS[args.method].make(args.lr, total_steps))
-  bar = progress.Progress(total_steps)
-  result = train(model, tx, data, epochs=args.epochs,
-                 batch_size=args.batch_size, seed=args.seed,
-                 log=lambda loss, lr: bar.advance(
-                     f'loss {loss:.3f} lr {lr:.2e}'))
+  with tqdm.tqdm(total=total_steps, desc='steps') as bar:
+
+    def log(loss, lr):
+      bar.set_postfix_str(f'loss {loss:.3f} lr {lr:.2e}')
+      bar.update()
+
+    result = train(model, tx, data, epochs=args.epochs,
+                   batch_size=args.batch_size, seed=args.seed, log=log)
   result.update(model=args.model, method=args.method, smoke=args.smoke,
                 device=jax.devices()[0].device_kind)
   # the first step includes compilation

@@ -14,12 +14,12 @@ import time
 
 import jax
 import numpy as np
+import tqdm
 
 from benchmarks import data as data_lib
 from benchmarks import methods as methods_lib
 from benchmarks import models
 from benchmarks import plots
-from benchmarks import progress
 from benchmarks import training
 import optax_hypergrad as ohg
 
@@ -200,7 +200,7 @@ def main(argv=None):
           if n not in task.skip]
   machine = f'{platform.machine()}, {os.cpu_count()} cores, ' + (
       f'{jax.devices()[0].device_kind}')
-  with progress.Progress(len(todo)) as bar:
+  with tqdm.tqdm(total=len(todo), desc='programs', unit='program') as bar:
     for task_name, task in tasks.items():
       data, validation = DATASETS[task.dataset]()
       by_method = results.setdefault(task_name, {})
@@ -211,10 +211,11 @@ def main(argv=None):
          t_select) = run_method(methods_lib.METHODS[name], task, data,
                                 validation)
         tuned = '' if best_h is None else f' (best {_hparam(best_h)})'
-        bar.advance(f'{task_name} {name}',
-                    f'{task_name:12s} {name:20s} compile {t_compile:5.1f}s  '
-                    f'run {t_run:6.1f}s  {task.select} '
-                    f'{metrics[task.select].mean():.4f}{tuned}')
+        bar.set_postfix_str(f'{task_name} {name}')
+        bar.update()
+        tqdm.tqdm.write(f'{task_name:12s} {name:20s} compile '
+                        f'{t_compile:5.1f}s  run {t_run:6.1f}s  {task.select} '
+                        f'{metrics[task.select].mean():.4f}{tuned}')
         entry = {
             'final_train_loss': metrics['final_train_loss'].tolist(),
             'test_accuracy': metrics['test_accuracy'].tolist(),

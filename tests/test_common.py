@@ -5,6 +5,8 @@ extra arguments its update needs (``value=`` for L4, ``value_fn=`` for
 MARTHE), built from the loss and params of the step.
 """
 
+from absl.testing import parameterized
+import chex
 import extra_args
 import jax
 import jax.numpy as jnp
@@ -222,3 +224,29 @@ def test_init_on_abstract_sharded_params(name, factory, kwargs, extra):
     assert a.shape == b.shape and a.dtype == b.dtype
     if a.ndim:
       assert a.sharding.is_equivalent_to(b.sharding, a.ndim)
+
+
+class JitVariantsTest(chex.TestCase):
+  """Every optimizer, jitted and not (``chex.variants``), against the same
+  steps run eagerly op by op: the same parameters and state, a finite state,
+  and a state whose shapes and dtypes never change."""
+
+  @chex.variants(with_jit=True, without_jit=True)
+  @parameterized.named_parameters(*[(o[0], *o[1:]) for o in OPTIMIZERS])
+  def test_step(self, factory, kwargs, extra):
+    opt = factory(**kwargs)
+    params, _, loss_fn = mixed_tree(jnp.float32)
+    step = make_step(opt, loss_fn, extra)
+    state0 = opt.init(params)
+    p, s = params, state0
+    q, t = params, state0
+    with jax.disable_jit():
+      for _ in range(5):
+        q, t = step(q, t)
+    run = self.variant(step)
+    for _ in range(5):
+      p, s = run(p, s)
+    chex.assert_trees_all_close(p, q, rtol=1e-5, atol=1e-6)
+    chex.assert_trees_all_close(s, t, rtol=1e-5, atol=1e-6)
+    chex.assert_tree_all_finite(s)
+    chex.assert_trees_all_equal_shapes_and_dtypes(s, state0)

@@ -190,15 +190,6 @@ def test_chained_with_clipping_and_weight_decay():
   assert_matches(ws, rates, ref_ws, ref_rates)
 
 
-def test_jit_and_no_jit_agree_adam():
-  problem = problems.logistic()
-  tx = ohg.adam_op_adam_lop(0.001, 1e-5)
-  jitted, jrates, _ = run(tx, problem, steps=20, jit=True)
-  eager, erates, _ = run(tx, problem, steps=20, jit=False)
-  np.testing.assert_allclose(jitted, eager, rtol=1e-6, atol=1e-7)
-  np.testing.assert_allclose(jrates, erates, rtol=1e-6)
-
-
 def test_inject_hyperparams():
   problem = problems.least_squares()
   plain, _, _ = run(ohg.sgd_hd(0.1, 1e-2), problem, steps=20)

@@ -87,14 +87,6 @@ def test_robust_rule_matches_numpy_transcription(variant, make_problem, power):
   assert ref_etas.max() > 3 * ref_etas.min()  # the rate really varies
 
 
-@pytest.mark.parametrize('variant', list(VARIANTS))
-def test_jit_and_no_jit_agree(variant):
-  problem = problems.logistic()
-  jitted, _, _ = run(VARIANTS[variant](), problem, steps=20)
-  eager, _, _ = run(VARIANTS[variant](), problem, steps=20, jit=False)
-  np.testing.assert_allclose(jitted, eager, rtol=1e-5, atol=1e-7)
-
-
 def _scales_and_problems(n=6, seed=0):
   rng = np.random.default_rng(seed)
   for i in range(n):

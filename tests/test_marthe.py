@@ -173,15 +173,6 @@ def test_validation_gradient_drives_the_rate():
   assert float(moved[-1][1].learning_rate) != np.float32(0.05)
 
 
-def test_jit_and_no_jit_agree():
-  problem = problems.logistic()
-  tx = ohg.marthe(0.05, 1e-3, kappa=1e-2)
-  jitted = run(tx, problem, 15)
-  eager = run(tx, problem, 15, jit=False)
-  np.testing.assert_allclose([h[0] for h in jitted], [h[0] for h in eager],
-                             rtol=1e-5, atol=1e-7)
-
-
 def test_rate_is_clamped_at_zero_and_bounded_above():
   problem = problems.least_squares()
   high = run(ohg.rtho(0.05, 1.0, max_learning_rate=0.06,
