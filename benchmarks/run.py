@@ -275,32 +275,58 @@ def _hparam(h):
   return f'lr {h:.0e}'
 
 
+def _metric(r):
+  """The mean of the metric a task selects by; a diverged run as inf."""
+  v = np.mean(r[r.get('select', 'final_train_loss')])
+  return float(v) if np.isfinite(v) else np.inf
+
+
 def table(results) -> str:
   """A Markdown table: final losses and test accuracy, mean ± std over seeds;
-  "vs base" compares the metric the task selects by."""
-  rows = ['| task | method | final train loss | validation loss | '
-          'test accuracy | vs base | run time (s) |',
-          '|---|---|---|---|---|---|---|']
+  "vs base" compares the metric the task selects by with the constant-step
+  base from the same start; the task's lowest is in bold. The validation
+  column appears only when a task has one. Then one line per task: what to
+  conclude."""
+  has_val = any('val_loss' in r for by in results.values()
+                for r in by.values())
+  head = ['task', 'method', 'final train loss'] + (
+      ['validation loss'] if has_val else []) + [
+          'test accuracy', 'vs base', 'run time (s)']
+  rows = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
+  conclusions = []
   for task, by_method in results.items():
+    best = min(by_method, key=lambda n, b=by_method: _metric(b[n]))
     for name, r in by_method.items():
       loss, acc = np.array(r['final_train_loss']), np.array(r['test_accuracy'])
       val = np.array(r.get('val_loss', [np.nan]))
-      metric = r.get('select', 'final_train_loss')
       base = methods_lib.METHODS[name].base
       vs = ''
       if base in by_method:
-        ratio = np.mean(r[metric]) / np.mean(by_method[base][metric])
-        vs = f'{ratio:.2f}× {base}'
-      if r['best_hparam'] is not None:
-        name = f'{name} ({_hparam(r["best_hparam"])})'
-      val_text = '–' if np.isnan(val).all() else (
-          f'{val.mean():.4f} ± {val.std():.4f}')
-      rows.append(
-          f'| {task} | {name} | {loss.mean():.4f} ± {loss.std():.4f} | '
-          f'{val_text} | {100 * acc.mean():.1f} ± {100 * acc.std():.1f} % | '
-          f'{vs} | {r["run_seconds"]:.1f} |')
-  return '\n'.join(rows)
-
+        vs = f'{_metric(r) / _metric(by_method[base]):.2f}× {base}'
+      shown = name if r['best_hparam'] is None else (
+          f'{name} ({_hparam(r["best_hparam"])})')
+      if name == best:
+        shown = f'**{shown}**'
+      cells = [task, shown, f'{loss.mean():.4f} ± {loss.std():.4f}']
+      if has_val:
+        cells.append('–' if np.isnan(val).all() else
+                     f'{val.mean():.4f} ± {val.std():.4f}')
+      cells += [f'{100 * acc.mean():.1f} ± {100 * acc.std():.1f} %', vs,
+                f'{r["run_seconds"]:.1f}']
+      rows.append('| ' + ' | '.join(cells) + ' |')
+    metric = next(iter(by_method.values())).get('select', 'final_train_loss')
+    bases = [n for n in by_method if n in methods_lib.BASES]
+    line = (f'{task}: lowest {metric.replace("_", " ")} `{best}` '
+            f'({_metric(by_method[best]):.4g})')
+    if bases:
+      b = min(bases, key=lambda n, bm=by_method: _metric(bm[n]))
+      beat = [n for n in by_method if n not in methods_lib.BASES
+              and _metric(by_method[n]) < _metric(by_method[b])]
+      line += (f'; {len(beat)} of {len(by_method) - len(bases)} adaptive '
+               f'methods end below the best constant step from the same '
+               f'start (`{b}`, {_metric(by_method[b]):.4g})')
+    conclusions.append(line + '.')
+  return '\n'.join(rows + [''] + conclusions)
 
 if __name__ == '__main__':
   sys.exit(main())
