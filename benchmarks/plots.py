@@ -2,6 +2,8 @@
 
 import numpy as np
 
+from benchmarks import methods as methods_lib
+
 
 def _smooth(y, k):
   k = max(1, min(k, len(y)))
@@ -49,30 +51,38 @@ def curves(by_method, title, path, names=None):
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
 
   names = [n for n in (names or by_method) if n in by_method]
-  fig, (ax_loss, ax_lr) = plt.subplots(2, 1, figsize=(8, 8), sharex=True)
+  fig, (ax_loss, ax_lr) = plt.subplots(2, 1, figsize=(8, 8.5), sharex=True)
+  rates = []
   for name in names:
     r = by_method[name]
     _plot_loss(ax_loss, name, r, **_style(name))
     lr = np.array(r['learning_rate_curve'])
-    if np.all(np.isfinite(lr)):
+    if name in methods_lib.BASES:  # a constant rate: a reference line
+      ax_lr.axhline(methods_lib.ALPHA0, label=f'{name} (constant)',
+                    **_style(name))
+    elif np.all(np.isfinite(lr)) and np.all(lr > 0):
       spe = r['steps_per_epoch']
       ax_lr.plot(np.arange(1, len(lr) + 1) / spe, lr, label=name,
                  **_style(name))
+      rates.append(lr)
   ax_loss.set_yscale('log')
   _clip_loss_axis(ax_loss, by_method, names)
   ax_loss.set_ylabel('training loss (minibatch, epoch average)')
   ax_loss.set_title(title)
   ax_loss.legend(fontsize=8, ncol=3)
   ax_lr.set_yscale('log')
-  bottom, top = ax_lr.get_ylim()
-  if top > 1e2:  # a seed whose rate ran away: keep the others readable
-    ax_lr.set_ylim(max(bottom, 1e-6), 1e2)
-    ax_lr.set_title('rates above 1e2 (a run that diverged) are off the top',
-                    fontsize=9)
+  if rates:  # the bulk of every curve, so one noisy rate cannot flatten all
+    every = np.concatenate(rates + [np.array([methods_lib.ALPHA0])])
+    lo, hi = np.percentile(every, [1, 99])
+    ax_lr.set_ylim(lo / 2, hi * 2)
   ax_lr.set_ylabel('learning rate (mean over seeds)')
   ax_lr.set_xlabel('epoch')
   ax_lr.legend(fontsize=8, ncol=3)
-  fig.tight_layout()
+  fig.text(0.01, 0.005, 'colour: base optimizer. dotted: constant rate (the '
+           'base, from 1e-3); solid: HD, L4Mom, MARTHE; dashed: _lop variants,'
+           '\nL4Adam; dash-dot: tuned. The rate axis spans the 1st-99th '
+           'percentile of all curves.', fontsize=7)
+  fig.tight_layout(rect=(0, 0.03, 1, 1))
   fig.savefig(path, dpi=110)
   plt.close(fig)
 
