@@ -329,4 +329,9 @@ def table(results) -> str:
   return '\n'.join(rows + [''] + conclusions)
 
 if __name__ == '__main__':
+  # JAX's persistent compilation cache (from the command line only, not when
+  # tests call main): a second run reuses the compiled programs.
+  jax.config.update('jax_compilation_cache_dir',
+                    os.path.join('results', '.jax_cache'))
+  jax.config.update('jax_persistent_cache_min_compile_time_secs', 0.5)
   sys.exit(main())
