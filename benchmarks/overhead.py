@@ -97,8 +97,8 @@ NEEDS = {
     'adam_op_adam_lop': 'd_{t-1}: 1 (+ scalar moments)',
     'l4_mom': 'the curvature probe: 1 (g = v = momentum)',
     'l4_adam': 'the curvature probe: 1 (m̂ held once)',
-    'marthe': 'Z_w: 1, b (adaptive μ): 1',
-    'marthe_adam': 'Z_w, Z_m, Z_v: 3, b (adaptive μ): 1',
+    'marthe': 'Z_w: 1 (the descent μ rule stores no gradient)',
+    'marthe_adam': 'Z_w, Z_m, Z_v: 3',
     'rtho': 'Z_w: 1',
 }
 
