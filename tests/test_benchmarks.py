@@ -302,3 +302,18 @@ def test_marthe_tables_regenerate_from_committed_evidence():
   assert set(blocks) == set(marthe_evidence.BLOCKS)
   for name, text in blocks.items():
     assert marthe_evidence.generated(page, name) == text, name
+
+
+def test_run_table_marks_the_lowest_and_says_what_to_conclude():
+  """The main job's table: the task's lowest in bold, no validation column
+  when no task has one, and a conclusion line per task counting the
+  adaptive methods below the best constant step from the same start."""
+  by = {'sgd': _entry(1.0), 'adam': _entry(0.5), 'sgd_hd': _entry(0.2),
+        'adam_hd': _entry(0.7), 'l4_adam': _entry(np.nan)}
+  text = run.table({'t': by})
+  assert '**sgd_hd**' in text and 'validation loss' not in text
+  assert ('t: lowest final train loss `sgd_hd` (0.2); 1 of 3 adaptive '
+          'methods end below the best constant step from the same start '
+          '(`adam`, 0.5).') in text
+  by['adam']['val_loss'] = [0.6, 0.6]
+  assert 'validation loss' in run.table({'t': by})
