@@ -47,7 +47,9 @@ SAME_START = methods_lib.HD_ALIASES + ('marthe', 'rtho', 'marthe_nesterov',
                                        'marthe_adam')
 
 
-def _loss(r):
+def selected_loss(r):
+  """The mean over seeds of the metric a task selects by; a run that
+  diverged on any seed as inf."""
   v = np.asarray(r[r.get('select', 'final_train_loss')], np.float64)
   return float(v.mean()) if np.isfinite(v).all() else float('inf')
 
@@ -63,7 +65,7 @@ def table(suite):
   start; wins and diverged runs per method."""
   tasks = list(suite)
   present = {n for by in suite.values() for n in by}
-  best = {t: min(suite[t], key=lambda n, t=t: _loss(suite[t][n]))
+  best = {t: min(suite[t], key=lambda n, t=t: selected_loss(suite[t][n]))
           for t in tasks}
   head = '| method | ' + ' | '.join(tasks) + ' | wins | diverged runs |'
   lines = [head, '|---' * (len(tasks) + 3) + '|']
@@ -79,11 +81,11 @@ def table(suite):
         if r is None:
           cells.append('–')
           continue
-        loss = _loss(r)
+        loss = selected_loss(r)
         text = f'{loss:.3g}' if np.isfinite(loss) else 'diverged'
         base = methods_lib.METHODS[n].base
         if (n in SAME_START and base in suite[t]
-            and loss < _loss(suite[t][base])):
+            and loss < selected_loss(suite[t][base])):
           text += ' ↓'
         if best[t] == n:
           text, wins = f'**{text}**', wins + 1
@@ -105,12 +107,12 @@ def goal(suite):
     theirs = [n for n in methods_lib.TUNING_FREE if n in by]
     if not ours or not theirs:
       continue
-    o = min(ours, key=lambda n, by=by: _loss(by[n]))
-    p = min(theirs, key=lambda n, by=by: _loss(by[n]))
-    ratio = _loss(by[o]) / _loss(by[p])
+    o = min(ours, key=lambda n, by=by: selected_loss(by[n]))
+    p = min(theirs, key=lambda n, by=by: selected_loss(by[n]))
+    ratio = selected_loss(by[o]) / selected_loss(by[p])
     won += ratio < 1
-    lines.append(f'| {t} | `{o}` | {_loss(by[o]):.3g} | `{p}` | '
-                 f'{_loss(by[p]):.3g} | {ratio:.2f}× |')
+    lines.append(f'| {t} | `{o}` | {selected_loss(by[o]):.3g} | `{p}` | '
+                 f'{selected_loss(by[p]):.3g} | {ratio:.2f}× |')
   return won, len(lines) - 2, '\n'.join(lines)
 
 
@@ -123,7 +125,7 @@ def below_base(suite):
       base = methods_lib.METHODS[n].base
       if n in by and base in by:
         total += 1
-        if _loss(by[n]) < _loss(by[base]):
+        if selected_loss(by[n]) < selected_loss(by[base]):
           hits += 1
         else:
           misses.append(f'`{n}` on {t}')

@@ -17,6 +17,7 @@ import numpy as np
 import tqdm
 
 from benchmarks import data as data_lib
+from benchmarks import headline
 from benchmarks import methods as methods_lib
 from benchmarks import models
 from benchmarks import plots
@@ -275,18 +276,13 @@ def _hparam(h):
   return f'lr {h:.0e}'
 
 
-def _metric(r):
-  """The mean of the metric a task selects by; a diverged run as inf."""
-  v = np.mean(r[r.get('select', 'final_train_loss')])
-  return float(v) if np.isfinite(v) else np.inf
-
-
 def table(results) -> str:
   """A Markdown table: final losses and test accuracy, mean ± std over seeds;
   "vs base" compares the metric the task selects by with the constant-step
   base from the same start; the task's lowest is in bold. The validation
   column appears only when a task has one. Then one line per task: what to
   conclude."""
+  loss_of = headline.selected_loss  # a diverged run as inf
   has_val = any('val_loss' in r for by in results.values()
                 for r in by.values())
   head = ['task', 'method', 'final train loss'] + (
@@ -295,14 +291,14 @@ def table(results) -> str:
   rows = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
   conclusions = []
   for task, by_method in results.items():
-    best = min(by_method, key=lambda n, b=by_method: _metric(b[n]))
+    best = min(by_method, key=lambda n, b=by_method: loss_of(b[n]))
     for name, r in by_method.items():
       loss, acc = np.array(r['final_train_loss']), np.array(r['test_accuracy'])
       val = np.array(r.get('val_loss', [np.nan]))
       base = methods_lib.METHODS[name].base
       vs = ''
       if base in by_method:
-        vs = f'{_metric(r) / _metric(by_method[base]):.2f}× {base}'
+        vs = f'{loss_of(r) / loss_of(by_method[base]):.2f}× {base}'
       shown = name if r['best_hparam'] is None else (
           f'{name} ({_hparam(r["best_hparam"])})')
       if name == best:
@@ -317,14 +313,14 @@ def table(results) -> str:
     metric = next(iter(by_method.values())).get('select', 'final_train_loss')
     bases = [n for n in by_method if n in methods_lib.BASES]
     line = (f'{task}: lowest {metric.replace("_", " ")} `{best}` '
-            f'({_metric(by_method[best]):.4g})')
+            f'({loss_of(by_method[best]):.4g})')
     if bases:
-      b = min(bases, key=lambda n, bm=by_method: _metric(bm[n]))
+      b = min(bases, key=lambda n, bm=by_method: loss_of(bm[n]))
       beat = [n for n in by_method if n not in methods_lib.BASES
-              and _metric(by_method[n]) < _metric(by_method[b])]
+              and loss_of(by_method[n]) < loss_of(by_method[b])]
       line += (f'; {len(beat)} of {len(by_method) - len(bases)} adaptive '
                f'methods end below the best constant step from the same '
-               f'start (`{b}`, {_metric(by_method[b]):.4g})')
+               f'start (`{b}`, {loss_of(by_method[b]):.4g})')
     conclusions.append(line + '.')
   return '\n'.join(rows + [''] + conclusions)
 
