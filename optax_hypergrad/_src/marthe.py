@@ -117,22 +117,23 @@ def masked_value_fn(loss_fn, params):
     ...     jax.grad(loss)(params), state, params,
     ...     value_fn=ohg.masked_value_fn(loss, params))
   """
-  is_masked = lambda x: isinstance(x, optax.MaskedNode)
-
   def value_fn(sub):
-    full = jax.tree.map(lambda s, p: p if is_masked(s) else s, sub, params,
-                        is_leaf=is_masked)
+    full = jax.tree.map(lambda s, p: p if _is_masked(s) else s, sub, params,
+                        is_leaf=_is_masked)
     return loss_fn(full)
 
   value_fn.fills_masked_leaves = True  # for _check_params
   return value_fn
 
 
+def _is_masked(x) -> bool:
+  return isinstance(x, optax.MaskedNode)
+
+
 def _check_params(params, value_fn) -> None:
   """A ValueError saying what to do for masked-out or non-float leaves."""
-  is_masked = lambda x: isinstance(x, optax.MaskedNode)
-  leaves = jax.tree.leaves(params, is_leaf=is_masked)
-  if any(is_masked(x) for x in leaves) and not getattr(
+  leaves = jax.tree.leaves(params, is_leaf=_is_masked)
+  if any(_is_masked(x) for x in leaves) and not getattr(
       value_fn, 'fills_masked_leaves', False):
     raise ValueError(MASKED_MSG)
   paths = [jax.tree_util.keystr(p) for p, x in
@@ -215,15 +216,14 @@ def _step_rate(state, e_grad, updates, beta, multiplicative, bounds):
   """
   dtype = state.learning_rate.dtype
   rate_opt = optax.sgd(beta)  # stateless: β lives in the state
+  rate_opt_state = rate_opt.init(state.learning_rate)
   if not multiplicative:
     h = rate_lib.dot(e_grad, state.tangent, dtype, per_leaf=False)
-    eta, _ = rate_lib.step_rate(state.learning_rate,
-                                 rate_opt.init(state.learning_rate), h,
-                                 rate_opt, *bounds)
+    eta, _ = rate_lib.step_rate(state.learning_rate, rate_opt_state, h,
+                                rate_opt, *bounds)
     return eta, h, jnp.ones([], dtype), state.grad_norm, jnp.isfinite(h)
   cos, e_norm = rate_lib.cosine(e_grad, state.tangent, dtype, per_leaf=False)
-  eta, _ = rate_lib.step_rate(state.learning_rate,
-                              rate_opt.init(state.learning_rate), cos,
+  eta, _ = rate_lib.step_rate(state.learning_rate, rate_opt_state, cos,
                               rate_opt, *bounds, multiplicative=True)
   g_norm = e_norm if e_grad is updates else jnp.sqrt(
       rate_lib.dot(updates, updates, dtype, per_leaf=False))
@@ -289,11 +289,11 @@ def _step_beta(state, beta, h, eta, kappa, multiplicative):
   return jnp.where(jnp.isfinite(new), new, beta).astype(beta.dtype)
 
 
-def _step_tangent(direction, value_fn, grads, scale, state, params, eta, mu,
-                  extra_args):
+def _step_tangent(direction, value_fn, updates, scale, state, params, eta,
+                  mu, extra_args):
   """The base step and ``Z_{t+1} = μ J_t Z_t + ∂Φ_t/∂η``, one ``jax.jvp``.
 
-  ``grads`` is the incoming gradient times ``scale`` (the clip), so the
+  The step sees the incoming gradient times ``scale`` (the clip), and the
   Hessian-vector product ``H μZ^w`` (a jvp of ``jax.grad(value_fn)``,
   forward-over-reverse) is scaled alike.
 
@@ -308,6 +308,7 @@ def _step_tangent(direction, value_fn, grads, scale, state, params, eta, mu,
   hvp = jax.tree.map(lambda h: jnp.conj(h) if jnp.iscomplexobj(h) else h,
                      hvp)
   hvp = rate_lib.scale_tree(scale, hvp, per_leaf=False)
+  grads = rate_lib.scale_tree(scale, updates, per_leaf=False)
 
   def step(grads, base_state, params, eta):
     d, base_state = direction.update(grads, base_state, params, **extra_args)
@@ -520,9 +521,8 @@ def scale_by_marthe(
       mu_t = jnp.where(scale < rate_lib.GROWTH_LIMIT / RESET_JUMP,
                        jnp.zeros_like(mu_t), mu_t)
 
-    grads = rate_lib.scale_tree(scale, updates, per_leaf=False)
     new_updates, base_state, tangent, state_tangent = _step_tangent(
-        direction, value_fn, grads, scale, state, params, eta, mu_t,
+        direction, value_fn, updates, scale, state, params, eta, mu_t,
         extra_args)
     new_state = ScaleByMartheState(
         learning_rate=eta,
