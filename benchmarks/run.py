@@ -12,8 +12,10 @@ import platform
 import sys
 import time
 
+import flax
 import jax
 import numpy as np
+import optax
 import tqdm
 
 from benchmarks import data as data_lib
@@ -193,10 +195,12 @@ def main(argv=None):
   os.makedirs(args.out, exist_ok=True)
   path = os.path.join(args.out, f'{args.suite}.json')
 
-  results = {}
+  results, runs = {}, []
   if args.merge and os.path.exists(path):
     with open(path) as f:
-      results = json.load(f)['results']
+      previous = json.load(f)
+    results, runs = previous['results'], previous.get('runs', [])
+  t_start = time.perf_counter()
   todo = [(t, n) for t, task in tasks.items() for n in names
           if n not in task.skip]
   machine = f'{platform.machine()}, {os.cpu_count()} cores, ' + (
@@ -240,9 +244,17 @@ def main(argv=None):
           entry['val_loss'] = metrics['val_loss'].tolist()
         by_method[name] = entry
       write_plots(by_method, task_name, task, args.out, args.suite)
-
-  with open(path, 'w') as f:
-    json.dump({'suite': args.suite, 'results': results}, f)
+      # Written after every task, so that a long run stopped midway keeps
+      # what it finished (resume it with --merge).
+      this_run = {'tasks': list(tasks)[:list(tasks).index(task_name) + 1],
+                  'methods': names, 'machine': machine,
+                  'date': time.strftime('%Y-%m-%d'),
+                  'wall_seconds': time.perf_counter() - t_start,
+                  'versions': {m.__name__: m.__version__
+                               for m in (jax, optax, flax)}}
+      with open(path, 'w') as f:
+        json.dump({'suite': args.suite, 'results': results,
+                   'runs': runs + [this_run]}, f)
   print()
   print(table({t: results[t] for t in tasks}))
   print(f'\nwrote {path} and {len(tasks)} plot(s) in {args.out}/')
