@@ -154,16 +154,16 @@ BASES = ('sgd', 'sgdn', 'adam')
 HD_ALIASES = ('sgd_hd', 'sgd_op_sgdn_lop', 'sgd_op_adam_lop', 'sgdn_hd',
               'sgdn_op_sgdn_lop', 'sgdn_op_adam_lop', 'adam_hd',
               'adam_op_sgdn_lop', 'adam_op_adam_lop')
-OURS = HD_ALIASES + ('sgdn_hd_paper', 'adam_hd_paper', 'sgdn_hd+select',
-                     'adam_hd+select', 'l4_mom', 'l4_adam', 'marthe',
-                     'rtho', 'marthe_paper', 'sgd_hd*', 'sgdn_hd*',
-                     'adam_hd*')
-ALTERNATIVES = tuple(n for n in METHODS if n not in BASES + OURS)
+TUNED = ('sgd*', 'sgdn*', 'adam*', 'sgdn_lr_decay*', 'adam_lr_decay*')
+TUNING_FREE = ('polyak_sgd', 'momo', 'momo_adam', 'prodigy', 'dog', 'dowg',
+               'cocob', 'mechanize_adam', 'schedule_free_adamw')
+# What a user would pick instead of this package: grid-tuned Optax
+# optimizers and Optax's tuning-free ones; the package's methods are the rest.
+ALTERNATIVES = TUNED + TUNING_FREE
+OURS = tuple(n for n in METHODS if n not in BASES + ALTERNATIVES)
 QUICK = ('sgd', 'sgd_hd', 'sgd_op_sgdn_lop', 'sgdn', 'sgdn_hd',
          'sgdn_op_sgdn_lop', 'adam', 'adam_hd', 'adam_op_adam_lop', 'l4_mom',
          'l4_adam', 'marthe')
-TUNING_FREE = ('polyak_sgd', 'momo', 'momo_adam', 'prodigy', 'dog', 'dowg',
-               'cocob', 'mechanize_adam', 'schedule_free_adamw')
 # The "no tuning" table: every alias at its defaults, selection + HD, the
 # constant bases from the same start, Optax's tuning-free optimizers at
 # their defaults, and the best grid-tuned constant step.
