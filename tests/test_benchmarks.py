@@ -6,6 +6,7 @@ matplotlib): synthetic data, tiny widths.
 
 import pathlib
 import pickle
+import re
 
 from flax import linen as nn
 import jax
@@ -247,12 +248,19 @@ def test_report_counts_a_diverged_run_against_its_method():
   # HD diverged: worse, not comparable
   assert 'worse in 1' in report.claim_hd_vs_lr_decay(suite)[1]
   base = {'t': {'sgd_hd': _entry(0.5), 'sgd': _entry(np.nan)}}
-  assert report.claim_hd_beats_its_base(base)[1] == '**reproduced** (1 of 1)'
+  assert report.claim_hd_beats_its_base(base, defaults=True)[1] == (
+      '**reproduced** (1 of 1)')
   base['t'] = {'sgd_hd': _entry(np.nan), 'sgd': _entry(0.5)}
-  assert report.claim_hd_beats_its_base(base)[1] == (
+  assert report.claim_hd_beats_its_base(base, defaults=True)[1] == (
       '**not reproduced** (0 of 1)')
-  l4 = {'t': {'l4_adam': _entry(0.1), 'adam*': _entry(np.nan)}}
+  # the papers' claim reads the `_paper` rows only
+  base['t'].update(sgdn_hd_paper=_entry(0.5), sgdn=_entry(np.nan))
+  assert report.claim_hd_beats_its_base(base)[1] == '**reproduced** (1 of 1)'
+  l4 = {'t': {'l4_adam': _entry(0.1), 'adam*': _entry(np.nan),
+              'l4_adam_paper': _entry(np.nan)}}
   assert report.claim_l4_beats_tuned(l4)[1] == '**reproduced** (1 of 1)'
+  assert report.claim_l4_beats_tuned(l4, 'paper')[1] == (
+      '**not reproduced** (0 of 1)')  # both diverged: 1×, not below
 
 
 def test_no_tuning_page_regenerates_from_committed_evidence():
@@ -262,6 +270,35 @@ def test_no_tuning_page_regenerates_from_committed_evidence():
   root = pathlib.Path(__file__).resolve().parents[1]
   committed = (root / 'docs' / 'no_tuning.md').read_text()
   assert headline.page_from_evidence() == committed
+
+
+def test_benchmarks_page_regenerates_from_committed_evidence():
+  """docs/benchmarks.md is what benchmarks/evidence/ gives, byte for byte,
+  and every plot it shows is beside it."""
+  root = pathlib.Path(__file__).resolve().parents[1]
+  committed = (root / 'docs' / 'benchmarks.md').read_text()
+  assert report.page_from_evidence() == committed
+  images = re.findall(r'!\[[^]]*\]\(([^)]+)\)', committed)
+  assert len(images) >= 12
+  for name in images:
+    assert (root / 'docs' / name).is_file(), name
+
+
+def test_benchmarks_page_reads_its_facts_from_the_results():
+  """Seeds, machine, hours, versions and dates come from the run's JSON."""
+  suite = {'a': {'sgd': _entry(0.2, machine='m1', seeds=2)},
+           'b': {'sgd': _entry(0.1, machine='m1', seeds=2),
+                 'sgdn_hd*': _entry(0.1, grid=[[1, 2]] * 35, seeds=2,
+                                    machine='m1')}}
+  runs = [{'wall_seconds': 3600.0, 'date': '2026-01-02',
+           'versions': {'jax': '9.9'}},
+          {'wall_seconds': 1800.0, 'date': '2026-01-03',
+           'versions': {'jax': '9.9'}}]
+  text = report._intro(suite, runs)  # pylint: disable=protected-access
+  assert '1.5 hours on m1, jax 9.9, run 2026-01-02 to 2026-01-03' in text
+  flat = ' '.join(text.split())
+  assert 'Mean ± std over 2 seeds' in flat
+  assert '35 grid points' in flat and 'left out of `a` for time' in flat
 
 
 def test_performance_tables_regenerate_from_committed_evidence():
