@@ -65,6 +65,8 @@ CASES = {
 MODELS = {
     'mlp_784_1000_1000_10_b128': ((784, 1000, 1000, 10), 128),
     'mlp_40_100_100_10_b128': ((40, 100, 100, 10), 128),  # MNIST-1D sized
+    # deep and narrow: 18 small leaves, where per-leaf fixed costs show
+    'mlp_40_9x64_10_b128': ((40,) + (64,) * 8 + (10,), 128),
 }
 
 
@@ -123,13 +125,22 @@ def memory_table(sizes, names):
   return n, rows
 
 
+def factory(name):
+  """The optimizer of a case name; ``'<method> flat'`` is the method
+  wrapped in ``optax.flatten`` (one leaf: what a user can do today to cut
+  per-leaf costs)."""
+  if name.endswith(' flat'):
+    return optax.flatten(CASES[name[:-len(' flat')]][1]())
+  return CASES[name][1]()
+
+
 def measure(sizes, batch, names, repeats, n):
   key = jax.random.key(0)
   params = models.mlp_init(key, sizes)
   x = jax.random.normal(key, (batch, sizes[0]), jnp.float32)
   y = jax.random.randint(key, (batch,), 0, sizes[-1])
-  steps = {name: make_step(CASES[name][1]()) for name in names}
-  states = {name: CASES[name][1]().init(params) for name in names}
+  steps = {name: make_step(factory(name)) for name in names}
+  states = {name: factory(name).init(params) for name in names}
   times = {name: [] for name in names}
   for r in range(repeats):  # interleaved, so drift hits every method alike
     for name in names:
@@ -149,15 +160,24 @@ def tables(results) -> str:
   """The time and memory tables of docs/performance.md, from the JSON."""
   models = list(results['models'])
   names = list(results['models'][models[0]])
-  lines = [f'Median of {results["repeats"]} repeats, {results["machine"]}.',
-           '', '| method | base | ' + ' | '.join(
-               f'{m}: ms/step | ÷ base' for m in models) + ' |',
-           '|---|---|' + '---|---|' * len(models)]
+  flat = any('flat_ratio' in r for by in results['models'].values()
+             for r in by.values())
+  per_model = ['ms/step', '÷ base'] + (['flattened ÷ base'] if flat else [])
+  head = ' | '.join(f'{m}: ms/step | ' + ' | '.join(per_model[1:])
+                    for m in models)
+  lines = [f'Median of {results["repeats"]} repeats, {results["machine"]}.'
+           + (' "Flattened": the method wrapped in `optax.flatten`, against '
+              'the base as is.' if flat else ''),
+           '', '| method | base | ' + head + ' |',
+           '|---|---|' + '---|' * len(per_model) * len(models)]
   for name in names:
     cells = []
     for model in models:
       r = results['models'][model][name]
       cells.append(f'{1e3 * r["seconds_per_step"]:.2f} | {r["ratio"]:.2f}×')
+      if flat:
+        cells.append(f'{r["flat_ratio"]:.2f}×' if 'flat_ratio' in r
+                     else '–')
     base = results['models'][models[0]][name]['base']
     lines.append(f'| {name} | {base or "-"} | ' + ' | '.join(cells) + ' |')
   mem = results['memory']
@@ -191,6 +211,9 @@ def main(argv=None):
   parser.add_argument('--steps', type=int, default=20,
                       help='steps per timed repeat')
   parser.add_argument('--methods', nargs='*', choices=sorted(CASES))
+  parser.add_argument('--flatten', action='store_true',
+                      help='also time each method wrapped in optax.flatten')
+  parser.add_argument('--models', nargs='*', choices=sorted(MODELS))
   parser.add_argument('--out', default='results')
   parser.add_argument('--docs', action='store_true',
                       help='also commit the results as evidence and '
@@ -205,15 +228,21 @@ def main(argv=None):
              f'{os.cpu_count()} cores, {platform.processor() or "?"}')
   results = {'machine': machine, 'repeats': args.repeats, 'models': {}}
   print(f'device: {machine}')
-  for model, (sizes, batch) in MODELS.items():
+  flat = [f'{n} flat' for n in names if args.flatten and CASES[n][0]
+          and n != 'grad+hvp floor']
+  for model in args.models or MODELS:
+    sizes, batch = MODELS[model]
     print(f'{model}:', flush=True)
-    t = measure(sizes, batch, names, args.repeats, args.steps)
+    t = measure(sizes, batch, names + flat, args.repeats, args.steps)
     results['models'][model] = {
         name: {'seconds_per_step': t[name],
                'base': CASES[name][0],
                'ratio': (t[name] / t[CASES[name][0]] if CASES[name][0]
                          else 1.0)}
         for name in names}
+    for name in flat:
+      entry = results['models'][model][name[:-len(' flat')]]
+      entry['flat_ratio'] = t[name] / t[entry['base']]
   sizes = MODELS['mlp_784_1000_1000_10_b128'][0]
   n, mem = memory_table(sizes, names)
   results['memory'] = {'param_bytes': n, 'methods': mem}
