@@ -334,7 +334,8 @@ def test_defaults_converge_whatever_the_minimum(variant, floor):
 def test_defaults_survive_label_noise(variant):
   """Softmax regression on digits with 20% of the labels redrawn (a floor
   near 1): the defaults end within 2% of the best constant step of a 7-point
-  SGD grid; the paper's rule ends far above it."""
+  SGD grid; the paper's rule ends above it (how far moves with the order
+  of a sum: 1.09–1.31, measured)."""
   from benchmarks import problems as study  # pylint: disable=g-import-not-at-top
 
   problem = study.softmax_regression('digits', label_noise=0.2, steps=500)
@@ -343,7 +344,7 @@ def test_defaults_survive_label_noise(variant):
   final, start = _run_study_problem(VARIANTS[variant](), problem)
   assert final < 1.02 * best, (final, best)
   paper, _ = _run_study_problem(PAPER[variant](), problem)
-  assert paper > 1.05 * best, (paper, best)
+  assert paper > 1.03 * best, (paper, best)
 
 
 @pytest.mark.parametrize('value,what', [

@@ -33,6 +33,13 @@ METHODS = {
     'marthe': (lambda: ohg.marthe(0.05, 1e-3, kappa=1e-2), 'value_fn'),
 }
 
+# The parameters' absolute tolerance after 25 steps. L4 divides the loss gap
+# (a small difference of losses) by g·v, so the last-bit difference of a loss
+# summed over 8 shards is amplified: its largest deviation measured 0.6–0.7e-6
+# with per-leaf reductions and 1.0e-6 with the small leaves reduced as one
+# vector (both rounding); every other method stays below 3e-7.
+PARAMS_ATOL = {'l4_mom': 2e-6, 'l4_adam': 2e-6}
+
 # Parameter specs: replicated (data-parallel) or the wide layers split.
 SPECS = {
     'data_parallel': {'w0': P(), 'b0': P(), 'w1': P(), 'b1': P(), 'w2': P(),
@@ -107,6 +114,8 @@ def test_sharded_run_matches_one_device(name, layout):
   np.testing.assert_allclose(rates, one_rates, rtol=1e-5, atol=1e-12)
   jax.tree.map(
       lambda a, b: np.testing.assert_allclose(np.asarray(a), np.asarray(b),
-                                              rtol=1e-5, atol=1e-6),
+                                              rtol=1e-5,
+                                              atol=PARAMS_ATOL.get(name,
+                                                                   1e-6)),
       out_params, one_params)
   assert np.ptp(one_rates) > 0  # the rate really adapted
