@@ -195,9 +195,21 @@ def scale_by_rate(rate: Any, direction: base.Updates, per_leaf: bool):
 
 
 def all_finite(tree: Any) -> jax.Array:
-  """Whether every element of every leaf of ``tree`` is finite."""
-  leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]
-  return jnp.all(jnp.stack(leaves)) if leaves else jnp.array(True)
+  """Whether every element of every leaf of ``tree`` is finite (the small
+  leaves checked together, concatenated by dtype, as in :func:`dot`)."""
+  checks = []
+  small = {}
+  for x in jax.tree.leaves(tree):
+    x = jnp.asarray(x)
+    if x.size <= SMALL_LEAF and x.ndim > 0:
+      small.setdefault(x.dtype, []).append(x.reshape(-1))
+    else:
+      checks.append(jnp.all(jnp.isfinite(x)))
+  checks += [jnp.all(jnp.isfinite(jnp.concatenate(xs)))
+             for xs in small.values()]
+  if not checks:
+    return jnp.array(True)
+  return jnp.all(jnp.stack(checks)) if len(checks) > 1 else checks[0]
 
 
 def skip_unless(ok, updates, new_state, state):
