@@ -291,7 +291,9 @@ def main(argv=None):
     result = train(model, tx, data, epochs=args.epochs,
                    batch_size=args.batch_size, seed=args.seed, log=log)
   result.update(model=args.model, method=args.method, smoke=args.smoke,
-                device=jax.devices()[0].device_kind)
+                device=jax.devices()[0].device_kind,
+                # other jobs on the machine inflate the step time: say so
+                load_average=os.getloadavg()[0], cpu_count=os.cpu_count())
   # the first step includes compilation
   step_time = float(np.median(result['step_seconds'][1:] or [np.nan]))
   result['median_step_seconds'] = step_time

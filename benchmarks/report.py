@@ -454,7 +454,7 @@ def sensitivity_section(task, s):
 
 def cifar_section(runs):
   lines = ['| model | parameters | method | data | steps | loss, first → last '
-           '| live rate, first → last | ms per step | device |',
+           '| live rate, first → last | ms per step | device (load) |',
            '|---|---|---|---|---|---|---|---|---|']
   for r in runs:
     lr = r['learning_rate']
@@ -464,7 +464,9 @@ def cifar_section(runs):
         f'{len(r["loss"])} | {r["loss"][0]:.3g} → {r["loss"][-1]:.3g}'
         f'{" (diverging)" if not r["loss"][-1] < 2 * r["loss"][0] else ""} | '
         f'{lr[0]:.3g} → {lr[-1]:.3g} | '
-        f'{1e3 * r["median_step_seconds"]:.0f} | {r["device"]} |')
+        f'{1e3 * r["median_step_seconds"]:.0f} | {r["device"]}'
+        + (f' (load {r["load_average"]:.1f} on {r["cpu_count"]} cores)'
+           if 'load_average' in r else '') + ' |')
   return '\n'.join(lines)
 
 
@@ -564,7 +566,7 @@ _SUITE_KEEP = ('final_train_loss', 'val_loss', 'test_accuracy', 'select',
                'select_seconds', 'steps_per_epoch', 'epochs', 'batch_size',
                'seeds', 'machine')
 _CIFAR_KEEP = ('model', 'params', 'method', 'smoke', 'loss', 'learning_rate',
-               'median_step_seconds', 'device')
+               'median_step_seconds', 'device', 'load_average', 'cpu_count')
 
 
 def compact_results(results_dir, suite_path):
@@ -580,7 +582,8 @@ def compact_results(results_dir, suite_path):
       'conditioning.json': conditioning and dict(
           conditioning, results={k: {'final_loss': v['final_loss']}
                                  for k, v in conditioning['results'].items()}),
-      'cifar.json': [{k: r[k] for k in _CIFAR_KEEP} for r in cifar] or None,
+      'cifar.json': [{k: r[k] for k in _CIFAR_KEEP if k in r}
+                     for r in cifar] or None,
   }
   for task in SENSITIVITY_TASKS:
     name = f'sensitivity_{task}.json'

@@ -301,6 +301,16 @@ def test_benchmarks_page_reads_its_facts_from_the_results():
   assert '35 grid points' in flat and 'left out of `a` for time' in flat
 
 
+def test_cifar_rows_say_the_machine_load_they_ran_under():
+  run = {'model': 'resnet18', 'params': 11, 'method': 'adam_hd',
+         'smoke': True, 'loss': [2.5, 2.4], 'learning_rate': [1e-3, 2e-3],
+         'median_step_seconds': 0.5, 'device': 'cpu'}
+  assert report.cifar_section([run]).endswith('| 500 | cpu |')
+  run.update(load_average=3.04, cpu_count=2)
+  assert report.cifar_section([run]).endswith(
+      '| 500 | cpu (load 3.0 on 2 cores) |')
+
+
 def test_performance_tables_regenerate_from_committed_evidence():
   """docs/performance.md's tables are what benchmarks/evidence/ gives."""
   import json  # pylint: disable=g-import-not-at-top
