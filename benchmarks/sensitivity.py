@@ -59,10 +59,18 @@ def grid_runs(make_tx, grid, data, epochs, seeds, task):
 
 
 def valley_width(grid, mean, within=10.0):
-  """Decades of rates whose mean final loss is within ``within``× the best."""
-  mean = np.where(np.isfinite(mean), mean, np.inf)
-  good = np.asarray(grid)[mean <= within * mean.min()]
-  return float(np.log10(good.max() / good.min()))
+  """Decades of rates around the best whose mean final loss is within
+  ``within``× the best: the contiguous stretch of the (sorted) grid holding
+  the best rate, so a diverged rate in between ends the valley."""
+  mean = np.where(np.isfinite(mean), np.asarray(mean, np.float64), np.inf)
+  best = int(np.argmin(mean))
+  good = mean <= within * mean[best]
+  lo = hi = best
+  while lo > 0 and good[lo - 1]:
+    lo -= 1
+  while hi < len(grid) - 1 and good[hi + 1]:
+    hi += 1
+  return float(np.log10(grid[hi] / grid[lo]))
 
 
 def lr_over_best(data, epochs, seeds, task, within):

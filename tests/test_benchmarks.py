@@ -295,10 +295,23 @@ def test_benchmarks_page_reads_its_facts_from_the_results():
           {'wall_seconds': 1800.0, 'date': '2026-01-03',
            'versions': {'jax': '9.9'}}]
   text = report._intro(suite, runs)  # pylint: disable=protected-access
-  assert '1.5 hours on m1, jax 9.9, run 2026-01-02 to 2026-01-03' in text
   flat = ' '.join(text.split())
+  assert '1.5 hours on m1, jax 9.9, run 2026-01-02 to 2026-01-03' in flat
+  assert max(len(line) for line in text.splitlines()) <= 79
   assert 'Mean ± std over 2 seeds' in flat
   assert '35 grid points' in flat and 'left out of `a` for time' in flat
+
+
+def test_valley_is_the_contiguous_stretch_around_the_best():
+  from benchmarks import sensitivity  # pylint: disable=g-import-not-at-top
+  grid = [1e-4, 1e-3, 1e-2, 1e-1, 1.0]
+  # a diverged rate between two good ones ends the valley
+  assert sensitivity.valley_width(grid, [0.5, 0.4, np.inf, 0.2, 0.3]) == (
+      pytest.approx(1.0))
+  assert sensitivity.valley_width(grid, [0.5, 0.4, 0.3, 0.2, 0.3]) == (
+      pytest.approx(4.0))
+  assert sensitivity.valley_width(grid, [9.0, 0.1, 5.0, 0.5, np.nan]) == (
+      pytest.approx(0.0))
 
 
 def test_cifar_rows_say_the_machine_load_they_ran_under():
