@@ -495,7 +495,8 @@ def _intro(suite, runs):
   dates = sorted({r['date'] for r in runs})
   grid_size = '–'.join(str(n) for n in dict.fromkeys(hd_grid[:1]
                                                       + hd_grid[-1:])) or '?'
-  run_line = (f'{hours:.1f} hours on {machines}' if hours is not None
+  run_line = (f'{len(runs)} run{"s" * (len(runs) > 1)} of '
+              f'{hours:.1f} hours in all on {machines}' if hours is not None
               else f'on {machines}')
   if versions:
     run_line += ', ' + ', '.join(f'{k} {v}' for k, v in versions.items())

@@ -296,7 +296,8 @@ def test_benchmarks_page_reads_its_facts_from_the_results():
            'versions': {'jax': '9.9'}}]
   text = report._intro(suite, runs)  # pylint: disable=protected-access
   flat = ' '.join(text.split())
-  assert '1.5 hours on m1, jax 9.9, run 2026-01-02 to 2026-01-03' in flat
+  assert ('2 runs of 1.5 hours in all on m1, jax 9.9, run 2026-01-02 to '
+          '2026-01-03') in flat
   assert max(len(line) for line in text.splitlines()) <= 79
   assert 'Mean ± std over 2 seeds' in flat
   assert '35 grid points' in flat and 'left out of `a` for time' in flat
