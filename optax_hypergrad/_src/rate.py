@@ -7,7 +7,6 @@ scalar. This module holds that shared machinery.
 """
 
 import math
-import operator
 from typing import Any
 
 import jax
