@@ -197,7 +197,7 @@ def all_finite(tree: Any) -> jax.Array:
   """Whether every element of every leaf of ``tree`` is finite (the small
   leaves checked together, concatenated by dtype, as in :func:`dot`)."""
   checks = []
-  small = {}
+  small: dict[Any, list[jax.Array]] = {}
   for x in jax.tree.leaves(tree):
     x = jnp.asarray(x)
     if x.size <= SMALL_LEAF and x.ndim > 0:
