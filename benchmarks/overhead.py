@@ -228,8 +228,9 @@ def main(argv=None):
              f'{os.cpu_count()} cores, {platform.processor() or "?"}')
   results = {'machine': machine, 'repeats': args.repeats, 'models': {}}
   print(f'device: {machine}')
+  # MARTHE's value_fn takes the parameter tree, which optax.flatten hides.
   flat = [f'{n} flat' for n in names if args.flatten and CASES[n][0]
-          and n != 'grad+hvp floor']
+          and n not in ('grad+hvp floor', 'marthe', 'marthe_adam', 'rtho')]
   for model in args.models or MODELS:
     sizes, batch = MODELS[model]
     print(f'{model}:', flush=True)
