@@ -73,3 +73,28 @@ def test_complex_leaf_is_its_real_pair(name, factory, extra):
   np.testing.assert_allclose(z_rates, p_rates, rtol=1e-9)
   np.testing.assert_allclose(jnp.real(z), p['x'], rtol=1e-9, atol=1e-12)
   np.testing.assert_allclose(jnp.imag(z), p['y'], rtol=1e-9, atol=1e-12)
+
+
+def test_tree_inner_product_over_mixed_small_leaves_is_the_real_pair_one():
+  """The global inner product concatenates the small leaves: complex ones
+  enter as their (real, imaginary) pairs, next to real ones and to a leaf
+  too large to concatenate."""
+  from optax_hypergrad._src import rate as rate_lib  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(0)
+  big = rate_lib.SMALL_LEAF + 5
+
+  def tree():
+    return {'c': rng.normal(size=3) + 1j * rng.normal(size=3),
+            'd': rng.normal(size=(2, 2)) + 1j * rng.normal(size=(2, 2)),
+            'r': rng.normal(size=4), 'big': rng.normal(size=big)}
+
+  x, y = tree(), tree()
+  expected = sum(np.sum(np.real(x[k]) * np.real(y[k])
+                        + np.imag(x[k]) * np.imag(y[k])) for k in x)
+  cast = lambda t: {k: jnp.asarray(v, jnp.complex64 if np.iscomplexobj(v)
+                                   else jnp.float32) for k, v in t.items()}
+  got = rate_lib.dot(cast(x), cast(y), jnp.float32, per_leaf=False)
+  np.testing.assert_allclose(float(got), expected, rtol=1e-5)
+  assert bool(rate_lib.all_finite(cast(x)))
+  x['d'] = x['d'] * np.array([[1.0, np.inf], [1.0, 1.0]])
+  assert not bool(rate_lib.all_finite(cast(x)))
