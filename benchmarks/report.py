@@ -473,8 +473,9 @@ def cifar_section(runs):
         f'{"random images (smoke)" if r["smoke"] else "CIFAR"} | '
         f'{len(r["loss"])} | {r["loss"][0]:.3g} → {r["loss"][-1]:.3g}'
         f'{" (diverging)" if not r["loss"][-1] < 2 * r["loss"][0] else ""} | '
-        f'{lr[0]:.3g} → {lr[-1]:.3g} | '
-        f'{1e3 * r["median_step_seconds"]:.0f} | {r["device"]}'
+        + (f'{lr[0]:.3g} → {lr[-1]:.3g}' if np.isfinite(lr).any()
+           else '– (constant)')
+        + f' | {1e3 * r["median_step_seconds"]:.0f} | {r["device"]}'
         + (f' (load {r["load_average"]:.1f} on {r["cpu_count"]} cores)'
            if 'load_average' in r else '') + ' |')
   return '\n'.join(lines)

@@ -320,6 +320,9 @@ def test_cifar_rows_say_the_machine_load_they_ran_under():
          'smoke': True, 'loss': [2.5, 2.4], 'learning_rate': [1e-3, 2e-3],
          'median_step_seconds': 0.5, 'device': 'cpu'}
   assert report.cifar_section([run]).endswith('| 500 | cpu |')
+  assert '| 0.001 → 0.002 |' in report.cifar_section([run])
+  constant = dict(run, learning_rate=[float('nan')] * 2)
+  assert '| – (constant) |' in report.cifar_section([constant])
   run.update(load_average=3.04, cpu_count=2)
   assert report.cifar_section([run]).endswith(
       '| 500 | cpu (load 3.0 on 2 cores) |')
