@@ -112,7 +112,8 @@ def test_paper_defaults_sgd_and_adam_are_one_argument_away():
   # β = 1e-7 over Adam, 1e-3 over SGD: one step with h = -1 moves α by β.
   for tx, beta in [(ohg.adam_hd(**add), 1e-7), (ohg.sgd_hd(**add), 1e-3)]:
     state = tx.init(jnp.zeros(1))
-    state = state._replace(prev_direction=jnp.ones(1))
+    state = state._replace(prev_direction=jax.tree.map(
+        jnp.ones_like, state.prev_direction))
     _, state = tx.update(jnp.ones(1), state, jnp.zeros(1))
     assert float(state.learning_rate) == pytest.approx(1e-3 + beta, rel=1e-6)
 

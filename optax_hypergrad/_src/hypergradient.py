@@ -210,18 +210,26 @@ def scale_by_hypergradient(
     d, direction_state = direction.update(
         updates, state.direction_state, params, **extra_args
     )
-    new_updates = rate_lib.scale_by_rate(lr, d, per_leaf)
-    new_state = ScaleByHypergradientState(
+    # A non-finite gradient makes h non-finite (NaN·0 is NaN, so also at the
+    # first step): skip the whole step, so neither the rate nor the base
+    # optimizer's moments nor the stored direction are poisoned. The stored
+    # direction is selected once and the update computed from it, so the
+    # base direction is written once per leaf, not once for the update and
+    # again for a select of the state.
+    prev_direction = optax.tree.where(ok, d, state.prev_direction)
+    new_updates, (lr, direction_state, rate_state, grad_norm) = (
+        rate_lib.skip_unless(
+            ok, rate_lib.scale_by_rate(lr, prev_direction, per_leaf),
+            (lr, direction_state, rate_state, grad_norm),
+            (state.learning_rate, state.direction_state, state.rate_state,
+             state.grad_norm)))
+    return new_updates, ScaleByHypergradientState(
         learning_rate=lr,
-        prev_direction=d,
+        prev_direction=prev_direction,
         direction_state=direction_state,
         rate_state=rate_state,
         grad_norm=grad_norm,
     )
-    # A non-finite gradient makes h non-finite (NaN·0 is NaN, so also at the
-    # first step): skip the whole step, so neither the rate nor the base
-    # optimizer's moments nor the stored direction are poisoned.
-    return rate_lib.skip_unless(ok, new_updates, new_state, state)
 
   return base.GradientTransformationExtraArgs(init_fn, update_fn)
 

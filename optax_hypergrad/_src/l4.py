@@ -165,33 +165,30 @@ def _robust_target(loss, state, gamma, gamma_0):
   return best, gap.astype(loss.dtype)
 
 
-def _noise_ratio(grads, g, state, dtype):
+def _noise_ratio(raw_sq, g_sq, state, dtype):
   """``(ratio, grad_sq)``: the averaged squared norm of the raw gradients
-  over that of the gradient estimate ``g`` (at least 1): about 1 when the
-  gradients agree, up to ``(1 + b)/(1 − b)`` for a momentum ``b`` when they
-  are noise."""
-  grad_sq = NOISE_DECAY * state.grad_sq + (1 - NOISE_DECAY) * rate_lib.dot(
-      grads, grads, dtype, per_leaf=False)
+  (this step's ``raw_sq``) over that of the gradient estimate ``g_sq`` (at
+  least 1): about 1 when the gradients agree, up to ``(1 + b)/(1 − b)`` for a
+  momentum ``b`` when they are noise."""
+  grad_sq = NOISE_DECAY * state.grad_sq + (1 - NOISE_DECAY) * raw_sq
   t = optax.safe_increment(state.count).astype(dtype)
   avg = grad_sq / (1.0 - NOISE_DECAY ** t)
-  g_sq = rate_lib.dot(g, g, dtype, per_leaf=False)
   ratio = jnp.where(g_sq > 0, avg / jnp.where(g_sq > 0, g_sq, 1.0), 1.0)
   return jnp.maximum(ratio, 1.0), grad_sq.astype(dtype)
 
 
-def _curvature_limit(probe, g_dot_v, v, cap, dtype):
+def _curvature_limit(probe, g_dot_v, v_sq, cap):
   """The largest rate the measured curvature allows: ``cap·g·v/(κ‖v‖²)``
   with ``κ`` the probe's averaged curvature; inf before it has one."""
   kappa_ok = (probe.den > 0) & (probe.num > 0)
   kappa = probe.num / jnp.where(kappa_ok, probe.den, 1.0)
-  v_sq = rate_lib.dot(v, v, dtype, per_leaf=False)
   limit = cap * g_dot_v / jnp.where(kappa_ok & (v_sq > 0), kappa * v_sq, 1.0)
   return jnp.where(kappa_ok & (v_sq > 0), limit, jnp.inf)
 
 
-def _update_probe(probe, grads, v, eta, count, dtype):
-  """One step of :class:`CurvatureProbe`: store, measure, or average."""
-  g_dot_p = rate_lib.dot(grads, probe.probe, dtype, per_leaf=False)
+def _update_probe(probe, v, g_dot_p, v_dot_p, eta, count, dtype):
+  """One step of :class:`CurvatureProbe`: store, measure, or average, given
+  the raw gradient's and the direction's products with the stored probe."""
   storing = count % 2 == 0  # even steps: second measurement, then store v
   average = storing & (count >= 2)
   d = CURVATURE_DECAY
@@ -199,7 +196,6 @@ def _update_probe(probe, grads, v, eta, count, dtype):
                                                       - g_dot_p), probe.num)
   den = jnp.where(average, d * probe.den + (1 - d) * probe.step_dot,
                   probe.den)
-  v_dot_p = rate_lib.dot(v, probe.probe, dtype, per_leaf=False)
   return CurvatureProbe(
       probe=optax.tree.where(storing, v, probe.probe),
       first_dot=jnp.where(storing, probe.first_dot, g_dot_p).astype(dtype),
@@ -372,16 +368,18 @@ def scale_by_l4(
       v, direction_state = direction.update(
           updates, state.direction_state, params, gradient_estimate=g,
           **extra_args)
-    g_dot_v = rate_lib.dot(g, v, dtype, per_leaf=False)
-
     if robust:
+      # Every product the rule needs, reduced together.
+      g_dot_v, raw_sq, g_sq, v_sq, g_dot_p, v_dot_p = rate_lib.dots(
+          [(g, v), (updates, updates), (g, g), (v, v),
+           (updates, state.curvature.probe), (v, state.curvature.probe)],
+          dtype)
       min_loss, gap = _robust_target(loss, state, gamma, gamma_0)
-      ratio, grad_sq = _noise_ratio(updates, g, state, dtype)
+      ratio, grad_sq = _noise_ratio(raw_sq, g_sq, state, dtype)
       above = loss - min_loss
       denom = g_dot_v * ratio ** noise_power + eps
       eta = alpha * (above + gap) / denom
-      limit = _curvature_limit(state.curvature, g_dot_v, v, curvature_cap,
-                               dtype)
+      limit = _curvature_limit(state.curvature, g_dot_v, v_sq, curvature_cap)
       # Back-calculation: while the cap binds, the gap moves (by at most 5%
       # a step) toward the one whose step the cap allows. A gap the run has
       # outgrown would otherwise wait behind the cap and size a huge step
@@ -391,14 +389,34 @@ def scale_by_l4(
                       jnp.clip(fitted, CAP_GAP_SHRINK * gap, gap),
                       gap).astype(dtype)
       eta = jnp.minimum(eta, limit)
+      # A finite loss and gradient keep the moments and the probe finite:
+      # that check, made before them, lets each be computed and selected
+      # in one pass per leaf.
+      moments_ok = jnp.isfinite(loss) & jnp.isfinite(raw_sq)
     else:
       min_loss = jnp.where(state.count == 0, gamma_0 * loss,
                            jnp.minimum(state.min_loss, loss))
       gap, grad_sq = state.gap, state.grad_sq
+      g_dot_v = rate_lib.dot(g, v, dtype, per_leaf=False)
       eta = alpha * (loss - gamma * min_loss) / (g_dot_v + eps)
     eta = rate_lib.clip_rate(jnp.maximum(eta, 0.0), min_learning_rate,
                              max_learning_rate).astype(dtype)
     new_updates = rate_lib.scale_by_rate(eta, v, per_leaf=False)
+    # A NaN/inf loss or gradient skips the step instead of poisoning L_min,
+    # the moments or the parameters.
+    finite = jnp.isfinite(loss) & jnp.isfinite(g_dot_v) & jnp.isfinite(eta)
+    if robust:
+      finite &= moments_ok
+      curvature = _update_probe(state.curvature, v, g_dot_p, v_dot_p, eta,
+                                state.count, dtype)
+      # The parameter-sized state follows the check made before it.
+      gradient_state, direction_state, probe = optax.tree.where(
+          moments_ok, (gradient_state, direction_state, curvature.probe),
+          (state.gradient_state, state.direction_state,
+           state.curvature.probe))
+      curvature = curvature._replace(probe=state.curvature.probe)
+    else:
+      curvature = state.curvature
     new_state = ScaleByL4State(
         learning_rate=eta,
         min_loss=(min_loss if robust
@@ -407,14 +425,15 @@ def scale_by_l4(
         gradient_state=gradient_state,
         direction_state=direction_state,
         gap=gap,
-        curvature=(_update_probe(state.curvature, updates, v, eta,
-                                 state.count, dtype)
-                   if robust else state.curvature),
+        curvature=curvature,
         grad_sq=grad_sq,
     )
-    # A NaN/inf loss or gradient skips the step instead of poisoning L_min,
-    # the moments or the parameters.
-    finite = jnp.isfinite(loss) & jnp.isfinite(g_dot_v) & jnp.isfinite(eta)
-    return rate_lib.skip_unless(finite, new_updates, new_state, state)
+    new_updates, new_state = rate_lib.skip_unless(finite, new_updates,
+                                                  new_state, state)
+    if robust:
+      new_state = new_state._replace(
+          gradient_state=gradient_state, direction_state=direction_state,
+          curvature=new_state.curvature._replace(probe=probe))
+    return new_updates, new_state
 
   return base.GradientTransformationExtraArgs(init_fn, update_fn)

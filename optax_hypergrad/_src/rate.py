@@ -93,40 +93,73 @@ def leaf_dots(x: base.Updates, y: base.Updates, dtype: jnp.dtype) -> Any:
 SMALL_LEAF = 1 << 16
 
 
-def _real_flat(a: jax.Array, dtype: jnp.dtype) -> jax.Array:
-  """``a`` as a flat real vector of ``dtype`` (a complex leaf as its real
-  and imaginary parts), so that ``Re⟨a, b⟩`` is the plain dot product."""
-  if jnp.iscomplexobj(a):
+def _real_flat(a: jax.Array, dtype: jnp.dtype, complex_: bool) -> jax.Array:
+  """``a`` as a flat real vector of ``dtype``: a leaf that is complex in any
+  of the trees reduced together (``complex_``) as its real and imaginary
+  parts, so that ``Re⟨a, b⟩`` is the plain dot product of two such vectors.
+  """
+  if complex_:
     return jnp.concatenate([jnp.real(a).reshape(-1).astype(dtype),
                             jnp.imag(a).reshape(-1).astype(dtype)])
   return a.reshape(-1).astype(dtype)
 
 
-def dot(x: base.Updates, y: base.Updates, dtype: jnp.dtype, per_leaf: bool):
-  """``x · y`` (``Re⟨x, y⟩``) over the whole tree, or per leaf when
-  ``per_leaf``.
+def dots(pairs, dtype: jnp.dtype) -> list[jax.Array]:
+  """``[x · y for x, y in pairs]`` (``Re⟨x, y⟩``), each over the whole tree,
+  computed together.
 
-  Over the whole tree, the leaves with at most ``SMALL_LEAF`` elements are
-  concatenated and reduced as one vector (see ``SMALL_LEAF``); the result is
-  the same sum in a different order.
+  The leaves with at most ``SMALL_LEAF`` elements are concatenated, once per
+  distinct tree, and every product of them is one row of a single reduction
+  (see ``SMALL_LEAF``); larger leaves are reduced in place. The results are
+  the same sums as leaf by leaf, in a different order.
+
+  Args:
+    pairs: ``(x, y)`` pairs of trees of one structure; a tree passed twice
+      (as in ``x · x``) is flattened once.
+    dtype: the dtype of the sums.
+
+  Returns:
+    One scalar of ``dtype`` per pair.
   """
+  trees: list[Any] = []
+
+  def index(tree):
+    for i, seen in enumerate(trees):
+      if seen is tree:
+        return i
+    trees.append(tree)
+    return len(trees) - 1
+
+  idx = [(index(x), index(y)) for x, y in pairs]
+  leaves = [jax.tree.leaves(t) for t in trees]
+  if any(len(ls) != len(leaves[0]) for ls in leaves):
+    for t in trees[1:]:  # a structure mismatch: let tree.map say so
+      jax.tree.map(lambda *_: None, trees[0], t)
+  n = len(leaves[0])
+  small = [i for i in range(n) if leaves[0][i].size <= SMALL_LEAF]
+  if len(small) == 1:  # nothing to concatenate: reduced in place
+    small = []
+  in_place = sorted(set(range(n)) - set(small))
+  totals = [jnp.zeros([], dtype) for _ in pairs]
+  for i in in_place:
+    for p, (a, b) in enumerate(idx):
+      totals[p] = totals[p] + _real_dot(leaves[a][i], leaves[b][i], dtype)
+  if small:
+    complex_ = {i: any(jnp.iscomplexobj(ls[i]) for ls in leaves)
+                for i in small}
+    rows = [jnp.concatenate([_real_flat(ls[i], dtype, complex_[i])
+                             for i in small]) for ls in leaves]
+    sums = jnp.sum(jnp.stack([rows[a] * rows[b] for a, b in idx]), axis=1)
+    totals = [t + sums[p] for p, t in enumerate(totals)]
+  return totals
+
+
+def dot(x: base.Updates, y: base.Updates, dtype: jnp.dtype, per_leaf: bool):
+  """``x · y`` (``Re⟨x, y⟩``) over the whole tree (see :func:`dots`), or
+  per leaf when ``per_leaf``."""
   if per_leaf:
     return leaf_dots(x, y, dtype)
-  xs, ys = jax.tree.leaves(x), jax.tree.leaves(y)
-  if len(xs) != len(ys):  # a structure mismatch: let tree.map say so
-    jax.tree.map(lambda *_: None, x, y)
-  small = [i for i, a in enumerate(xs) if a.size <= SMALL_LEAF]
-  total = jnp.zeros([], dtype)
-  for i, (a, b) in enumerate(zip(xs, ys, strict=True)):
-    if i not in small:
-      total = total + _real_dot(a, b, dtype)
-  if len(small) == 1:
-    total = total + _real_dot(xs[small[0]], ys[small[0]], dtype)
-  elif small:
-    cat = lambda leaves: jnp.concatenate(
-        [_real_flat(leaves[i], dtype) for i in small])
-    total = total + jnp.sum(cat(xs) * cat(ys))
-  return total
+  return dots([(x, y)], dtype)[0]
 
 
 def cosine(x: base.Updates, y: base.Updates, dtype: jnp.dtype,
@@ -137,8 +170,11 @@ def cosine(x: base.Updates, y: base.Updates, dtype: jnp.dtype,
   (a gradient of 1e20 in float32): then it carries no usable direction, and
   a rate moved by it stays where it is.
   """
-  dots, xx, yy = (dot(x, y, dtype, per_leaf), dot(x, x, dtype, per_leaf),
-                  dot(y, y, dtype, per_leaf))
+  if per_leaf:
+    xy, xx, yy = (leaf_dots(x, y, dtype), leaf_dots(x, x, dtype),
+                  leaf_dots(y, y, dtype))
+  else:
+    xy, xx, yy = dots([(x, y), (x, x), (y, y)], dtype)
 
   def cos(xy, xx, yy):
     denom = jnp.sqrt(xx) * jnp.sqrt(yy)
@@ -146,7 +182,7 @@ def cosine(x: base.Updates, y: base.Updates, dtype: jnp.dtype,
     return jnp.clip(jnp.where(ok, xy / jnp.where(ok, denom, 1.0), 0.0),
                     -1.0, 1.0)
 
-  return jax.tree.map(cos, dots, xx, yy), jax.tree.map(jnp.sqrt, xx)
+  return jax.tree.map(cos, xy, xx, yy), jax.tree.map(jnp.sqrt, xx)
 
 
 def clip_to_level(grad_norm: Any, level: Any) -> tuple[Any, Any]:
