@@ -29,6 +29,8 @@ from optax_hypergrad._src.lrs_opt import unrolled_objective
 from optax_hypergrad._src.marthe import ScaleByMartheState
 from optax_hypergrad._src.marthe import masked_value_fn
 from optax_hypergrad._src.marthe import scale_by_marthe
+from optax_hypergrad._src.packing import Packed
+from optax_hypergrad._src.packing import pack_small_leaves
 from optax_hypergrad._src.selection import Selection
 from optax_hypergrad._src.selection import decimated
 from optax_hypergrad._src.selection import select_hyperparams
@@ -49,6 +51,8 @@ __all__ = (
     'LrsOptResult',
     'marthe',
     'masked_value_fn',
+    'pack_small_leaves',
+    'Packed',
     'rtho',
     'scale_by_gradient_rms',
     'scale_by_hypergradient',
