@@ -60,22 +60,68 @@ CASES = {
     'marthe_adam': ('adam', lambda: ohg.marthe(base='adam')),
     'rtho': ('sgd', lambda: ohg.rtho()),
     'grad+hvp floor': ('sgd', grad_hvp_floor),
+    # References: the cost of any global reduction that gates the step, here
+    # Optax's own global-norm clip (a bound it never reaches).
+    'sgd+global clip': ('sgd', lambda: optax.chain(
+        optax.clip_by_global_norm(1e30), optax.sgd(1e-3))),
+    'adam+global clip': ('adam', lambda: optax.chain(
+        optax.clip_by_global_norm(1e30), optax.adam(1e-3))),
 }
+# Not a method of its own: a reference row, never wrapped.
+REFERENCES = ('grad+hvp floor', 'sgd+global clip', 'adam+global clip')
+# MARTHE's value_fn takes the parameter tree, which a wrapper hides.
+UNWRAPPABLE = REFERENCES + ('marthe', 'marthe_adam', 'rtho')
+# Wrappers timed with --flatten / --pack: (label in the tables, wrapper).
+WRAPPERS = {
+    'flat': ('flattened', optax.flatten),
+    'packed': ('packed', ohg.pack_small_leaves),
+}
+
+def mlp(sizes, batch):
+  """A ReLU MLP on one fixed random minibatch: (params, x, y, loss)."""
+  def build():
+    key = jax.random.key(0)
+    params = models.mlp_init(key, sizes)
+    x = jax.random.normal(key, (batch, sizes[0]), jnp.float32)
+    y = jax.random.randint(key, (batch,), 0, sizes[-1])
+    return params, x, y, models.cross_entropy
+  return build
+
+
+def resnet18(batch):
+  """ResNet-18 of the CIFAR benchmark (62 parameter leaves), on one random
+  batch of 32x32 images, batch norm in inference mode."""
+  def build():
+    from benchmarks import cifar  # pylint: disable=g-import-not-at-top
+    key = jax.random.key(0)
+    model = cifar.make_model('resnet18')
+    x = jax.random.normal(key, (batch, 32, 32, 3), jnp.float32)
+    y = jax.random.randint(key, (batch,), 0, 10)
+    variables = model.init(key, x[:1])
+    stats = variables['batch_stats']
+    loss = lambda p, x, y: cifar.cross_entropy(
+        model.apply({'params': p, 'batch_stats': stats}, x), y)
+    return variables['params'], x, y, loss
+  return build
+
 
 MODELS = {
-    'mlp_784_1000_1000_10_b128': ((784, 1000, 1000, 10), 128),
-    'mlp_40_100_100_10_b128': ((40, 100, 100, 10), 128),  # MNIST-1D sized
+    'mlp_784_1000_1000_10_b128': mlp((784, 1000, 1000, 10), 128),
+    'mlp_40_100_100_10_b128': mlp((40, 100, 100, 10), 128),  # MNIST-1D sized
     # deep and narrow: 18 small leaves, where per-leaf fixed costs show
-    'mlp_40_9x64_10_b128': ((40,) + (64,) * 8 + (10,), 128),
+    'mlp_40_9x64_10_b128': mlp((40,) + (64,) * 8 + (10,), 128),
+    # many leaves of every size; about 1 s a step here: ask for it by name
+    'resnet18_b32': resnet18(32),
 }
+DEFAULT_MODELS = tuple(m for m in MODELS if m.startswith('mlp'))
 
 
-def make_step(tx):
+def make_step(tx, loss_fn):
   tx = optax.with_extra_args_support(tx)
 
   @jax.jit
   def step(params, state, x, y):
-    loss_of = lambda p: models.cross_entropy(p, x, y)
+    loss_of = lambda p: loss_fn(p, x, y)
     loss, grads = jax.value_and_grad(loss_of)(params)
     updates, state = tx.update(grads, state, params, value=loss,
                                value_fn=loss_of)
@@ -128,18 +174,16 @@ def memory_table(sizes, names):
 def factory(name):
   """The optimizer of a case name; ``'<method> flat'`` is the method
   wrapped in ``optax.flatten`` (one leaf: what a user can do today to cut
-  per-leaf costs)."""
-  if name.endswith(' flat'):
-    return optax.flatten(CASES[name[:-len(' flat')]][1]())
+  per-leaf costs), ``'<method> packed'`` in ``ohg.pack_small_leaves``."""
+  method, _, wrapper = name.rpartition(' ')
+  if wrapper in WRAPPERS:
+    return WRAPPERS[wrapper][1](CASES[method][1]())
   return CASES[name][1]()
 
 
-def measure(sizes, batch, names, repeats, n):
-  key = jax.random.key(0)
-  params = models.mlp_init(key, sizes)
-  x = jax.random.normal(key, (batch, sizes[0]), jnp.float32)
-  y = jax.random.randint(key, (batch,), 0, sizes[-1])
-  steps = {name: make_step(factory(name)) for name in names}
+def measure(build, names, repeats, n):
+  params, x, y, loss = build()
+  steps = {name: make_step(factory(name), loss) for name in names}
   states = {name: factory(name).init(params) for name in names}
   times = {name: [] for name in names}
   for r in range(repeats):  # interleaved, so drift hits every method alike
@@ -159,35 +203,49 @@ END = '<!-- generated: end -->'
 def tables(results) -> str:
   """The time and memory tables of docs/performance.md, from the JSON."""
   models = list(results['models'])
-  names = list(results['models'][models[0]])
-  flat = any('flat_ratio' in r for by in results['models'].values()
-             for r in by.values())
-  per_model = ['ms/step', '÷ base'] + (['flattened ÷ base'] if flat else [])
+  names = sorted({n for by in results['models'].values() for n in by},
+                 key=list(CASES).index)
+  wrapped = [w for w in WRAPPERS
+             if any(f'{w}_ratio' in r for by in results['models'].values()
+                    for r in by.values())]
+  per_model = ['ms/step', '÷ base'] + [f'{WRAPPERS[w][0]} ÷ base'
+                                       for w in wrapped]
   head = ' | '.join(f'{m}: ms/step | ' + ' | '.join(per_model[1:])
                     for m in models)
-  lines = [f'Median of {results["repeats"]} repeats, {results["machine"]}.'
-           + (' "Flattened": the method wrapped in `optax.flatten`, against '
-              'the base as is.' if flat else ''),
+  notes = {'flat': '"Flattened": the method wrapped in `optax.flatten`',
+           'packed': '"packed": in `ohg.pack_small_leaves`'}
+  runs = sorted({(r['repeats'], r['steps'])
+                 for r in results['runs'].values()})
+  timing = '; '.join(
+      f'median of {r} repeats of {n} steps'
+      + ('' if len(runs) == 1 else ' (' + ', '.join(
+          m for m in models if (results['runs'][m]['repeats'],
+                                results['runs'][m]['steps']) == (r, n)) + ')')
+      for r, n in runs)
+  lines = [f'{timing[0].upper()}{timing[1:]}; {results["machine"]}.'
+           + (' ' + '; '.join(notes[w] for w in wrapped)
+              + '; against the base as is.' if wrapped else ''),
            '', '| method | base | ' + head + ' |',
            '|---|---|' + '---|' * len(per_model) * len(models)]
   for name in names:
     cells = []
     for model in models:
-      r = results['models'][model][name]
+      r = results['models'][model].get(name)
+      if r is None:
+        cells += ['–'] * len(per_model)
+        continue
       cells.append(f'{1e3 * r["seconds_per_step"]:.2f} | {r["ratio"]:.2f}×')
-      if flat:
-        cells.append(f'{r["flat_ratio"]:.2f}×' if 'flat_ratio' in r
-                     else '–')
-    base = results['models'][models[0]][name]['base']
-    lines.append(f'| {name} | {base or "-"} | ' + ' | '.join(cells) + ' |')
+      cells += [f'{r[f"{w}_ratio"]:.2f}×' if f'{w}_ratio' in r else '–'
+                for w in wrapped]
+    lines.append(f'| {name} | {CASES[name][0] or "-"} | ' + ' | '.join(cells)
+                 + ' |')
   mem = results['memory']
   lines += ['', f'Extra optimizer state over the base, 784-1000-1000-10 MLP '
             f'({mem["param_bytes"]:,} bytes of parameters):', '',
             '| method | base | extra bytes | parameter copies | the math '
             'needs |', '|---|---|---|---|---|']
   for name, r in mem['methods'].items():
-    base = results['models'][models[0]][name]['base']
-    lines.append(f'| {name} | {base} | {r["extra_bytes"]:,} | '
+    lines.append(f'| {name} | {CASES[name][0]} | {r["extra_bytes"]:,} | '
                  f'{r["param_copies"]:.3f} | {r["needs"]} |')
   return '\n'.join(lines)
 
@@ -213,43 +271,55 @@ def main(argv=None):
   parser.add_argument('--methods', nargs='*', choices=sorted(CASES))
   parser.add_argument('--flatten', action='store_true',
                       help='also time each method wrapped in optax.flatten')
-  parser.add_argument('--models', nargs='*', choices=sorted(MODELS))
+  parser.add_argument('--pack', action='store_true',
+                      help='also time each method wrapped in '
+                      'ohg.pack_small_leaves')
+  parser.add_argument('--models', nargs='*', choices=sorted(MODELS),
+                      help=f'default: {" ".join(DEFAULT_MODELS)}')
+  parser.add_argument('--merge', action='store_true',
+                      help='keep the models of OUT/overhead.json that this '
+                      'run does not measure')
   parser.add_argument('--out', default='results')
   parser.add_argument('--docs', action='store_true',
                       help='also commit the results as evidence and '
                       'regenerate the tables in docs/performance.md')
   args = parser.parse_args(argv)
   os.makedirs(args.out, exist_ok=True)
+  path = os.path.join(args.out, 'overhead.json')
   names = args.methods or list(CASES)
   names = sorted(set(names) | {CASES[n][0] for n in names if CASES[n][0]},
                  key=list(CASES).index)
   device = jax.devices()[0]
   machine = (f'{device.platform}: {device.device_kind}, '
              f'{os.cpu_count()} cores, {platform.processor() or "?"}')
-  results = {'machine': machine, 'repeats': args.repeats, 'models': {}}
+  results = {'machine': machine, 'models': {}, 'runs': {}}
+  if args.merge and os.path.exists(path):
+    with open(path) as f:
+      results = json.load(f)
   print(f'device: {machine}')
-  # MARTHE's value_fn takes the parameter tree, which optax.flatten hides.
-  flat = [f'{n} flat' for n in names if args.flatten and CASES[n][0]
-          and n not in ('grad+hvp floor', 'marthe', 'marthe_adam', 'rtho')]
-  for model in args.models or MODELS:
-    sizes, batch = MODELS[model]
+  wrapped = [f'{n} {w}' for w, on in (('flat', args.flatten),
+                                      ('packed', args.pack)) if on
+             for n in names if CASES[n][0] and n not in UNWRAPPABLE]
+  for model in args.models or DEFAULT_MODELS:
     print(f'{model}:', flush=True)
-    t = measure(sizes, batch, names + flat, args.repeats, args.steps)
+    t = measure(MODELS[model], names + wrapped, args.repeats, args.steps)
+    results['runs'][model] = {'repeats': args.repeats, 'steps': args.steps}
     results['models'][model] = {
         name: {'seconds_per_step': t[name],
                'base': CASES[name][0],
                'ratio': (t[name] / t[CASES[name][0]] if CASES[name][0]
                          else 1.0)}
         for name in names}
-    for name in flat:
-      entry = results['models'][model][name[:-len(' flat')]]
-      entry['flat_ratio'] = t[name] / t[entry['base']]
-  sizes = MODELS['mlp_784_1000_1000_10_b128'][0]
-  n, mem = memory_table(sizes, names)
-  results['memory'] = {'param_bytes': n, 'methods': mem}
+    for name in wrapped:
+      method, _, wrapper = name.rpartition(' ')
+      entry = results['models'][model][method]
+      entry[f'{wrapper}_ratio'] = t[name] / t[entry['base']]
+  n, mem = memory_table((784, 1000, 1000, 10), names)
+  kept = results.get('memory', {}).get('methods', {})
+  results['memory'] = {'param_bytes': n, 'methods': {**kept, **mem}}
   text = tables(results)
   print('\n' + text)
-  with open(os.path.join(args.out, 'overhead.json'), 'w') as f:
+  with open(path, 'w') as f:
     json.dump(results, f)
   if args.docs:
     os.makedirs(EVIDENCE, exist_ok=True)
