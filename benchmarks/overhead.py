@@ -73,8 +73,8 @@ REFERENCES = ('grad+hvp floor', 'sgd+global clip', 'adam+global clip')
 UNWRAPPABLE = REFERENCES + ('marthe', 'marthe_adam', 'rtho')
 # Wrappers timed with --flatten / --pack: (label in the tables, wrapper).
 WRAPPERS = {
-    'flat': ('flattened', optax.flatten),
-    'packed': ('packed', ohg.pack_small_leaves),
+    'flat': ('flattened', optax.flatten, 'optax.flatten'),
+    'packed': ('packed', ohg.pack_small_leaves, 'ohg.pack_small_leaves'),
 }
 
 def mlp(sizes, batch):
@@ -208,12 +208,6 @@ def tables(results) -> str:
   wrapped = [w for w in WRAPPERS
              if any(f'{w}_ratio' in r for by in results['models'].values()
                     for r in by.values())]
-  per_model = ['ms/step', '÷ base'] + [f'{WRAPPERS[w][0]} ÷ base'
-                                       for w in wrapped]
-  head = ' | '.join(f'{m}: ms/step | ' + ' | '.join(per_model[1:])
-                    for m in models)
-  notes = {'flat': '"Flattened": the method wrapped in `optax.flatten`',
-           'packed': '"packed": in `ohg.pack_small_leaves`'}
   runs = sorted({(r['repeats'], r['steps'])
                  for r in results['runs'].values()})
   timing = '; '.join(
@@ -222,23 +216,23 @@ def tables(results) -> str:
           m for m in models if (results['runs'][m]['repeats'],
                                 results['runs'][m]['steps']) == (r, n)) + ')')
       for r, n in runs)
-  lines = [f'{timing[0].upper()}{timing[1:]}; {results["machine"]}.'
-           + (' ' + '; '.join(notes[w] for w in wrapped)
-              + '; against the base as is.' if wrapped else ''),
-           '', '| method | base | ' + head + ' |',
-           '|---|---|' + '---|' * len(per_model) * len(models)]
-  for name in names:
-    cells = []
-    for model in models:
-      r = results['models'][model].get(name)
-      if r is None:
-        cells += ['–'] * len(per_model)
+  lines = [f'{timing[0].upper()}{timing[1:]}; {results["machine"]}. '
+           'Each model is one run: its methods timed side by side.']
+  metrics = [('Time per step, ms', 'seconds_per_step', 1e3, ''),
+             ('Method ÷ its base', 'ratio', 1, '×')]
+  metrics += [(f'{WRAPPERS[w][0].capitalize()} (`{WRAPPERS[w][2]}`) ÷ the '
+               'base as is', f'{w}_ratio', 1, '×') for w in wrapped]
+  for title, key, factor, unit in metrics:
+    rows = []
+    for name in names:
+      cells = [results['models'][m].get(name, {}).get(key) for m in models]
+      if all(c is None for c in cells):
         continue
-      cells.append(f'{1e3 * r["seconds_per_step"]:.2f} | {r["ratio"]:.2f}×')
-      cells += [f'{r[f"{w}_ratio"]:.2f}×' if f'{w}_ratio' in r else '–'
-                for w in wrapped]
-    lines.append(f'| {name} | {CASES[name][0] or "-"} | ' + ' | '.join(cells)
-                 + ' |')
+      rows.append(f'| {name} | {CASES[name][0] or "-"} | ' + ' | '.join(
+          '–' if c is None else f'{factor * c:.2f}{unit}' for c in cells)
+                  + ' |')
+    lines += ['', f'{title}:', '', '| method | base | ' + ' | '.join(models)
+              + ' |', '|---|---|' + '---|' * len(models), *rows]
   mem = results['memory']
   lines += ['', f'Extra optimizer state over the base, 784-1000-1000-10 MLP '
             f'({mem["param_bytes"]:,} bytes of parameters):', '',

@@ -133,6 +133,25 @@ def complex_rosenbrock():
               p[1] - p[0] ** 2))
 
 
+# Adam-HD with Adam or momentum on its rate misses the complex Rosenbrock (a
+# 4-dimensional valley) from 9 and 2 of 16 starts within 1.5e-5 of the origin
+# (`python -m benchmarks.rosenbrock_starts`): the rate climbs to 0.1-0.9 and
+# Adam's step circles the valley. From the origin itself it passed or missed
+# with the last bit of a sum, so that one start proves nothing either way.
+ROSENBROCK_MISSES = ('adam_op_adam_lop', 'adam_op_sgdn_lop')
+
+
+@pytest.mark.xfail(strict=True, reason='a known miss of the default rate '
+                   'dynamics over Adam; fixed, this test passes: then drop '
+                   'the xfail and the skip above')
+@pytest.mark.parametrize('name', ROSENBROCK_MISSES)
+def test_complex_rosenbrock_from_nearby_starts(name):
+  from benchmarks import rosenbrock_starts  # pylint: disable=g-import-not-at-top
+  missed, _ = rosenbrock_starts.misses(getattr(ohg, name)(), 'complex',
+                                       starts=16, steps=10_000)
+  assert missed == 0
+
+
 @pytest.mark.parametrize('target', [complex_parabola, complex_rosenbrock],
                          ids=['parabola', 'rosenbrock'])
 @pytest.mark.parametrize('name,factory,kwargs,extra', OPTIMIZERS, ids=IDS)
@@ -145,6 +164,9 @@ def test_converges_on_complex_targets(name, factory, kwargs, extra, target):
     # near 1e-3 there): a property of RTHO, not of complex numbers
     # (test_complex.py checks the pair to 1e-9).
     pytest.skip('RTHO is as slow on the real pair of this problem')
+  if name in ROSENBROCK_MISSES and target is complex_rosenbrock:
+    pytest.skip('misses from most starts near the origin: see '
+                'test_complex_rosenbrock_from_nearby_starts')
   params, final, loss_fn = target()
   opt = factory(**kwargs)
 

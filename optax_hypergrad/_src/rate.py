@@ -137,7 +137,7 @@ def dots(pairs, dtype: jnp.dtype) -> list[jax.Array]:
       jax.tree.map(lambda *_: None, trees[0], t)
   n = len(leaves[0])
   small = [i for i in range(n) if leaves[0][i].size <= SMALL_LEAF]
-  if len(small) == 1:  # nothing to concatenate: reduced in place
+  if len(small) == 1 and len(pairs) == 1:  # one kernel either way
     small = []
   in_place = sorted(set(range(n)) - set(small))
   totals = [jnp.zeros([], dtype) for _ in pairs]
