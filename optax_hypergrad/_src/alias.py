@@ -571,10 +571,12 @@ def l4_mom(
     ...   return optax.apply_updates(w, updates), state
     >>> w = jnp.zeros(3)
     >>> state = tx.init(w)
-    >>> for _ in range(500):
+    >>> for _ in range(200):
     ...   w, state = step(w, state)
-    >>> print(f'loss {f(w):.1e}, last rate {state.learning_rate:.1e}')
-    loss 0.0e+00, last rate 1.9e-01
+    >>> print(f'converged: {f(w) < 1e-6}, rate {state.learning_rate:.2f}')
+    converged: True, rate 0.95
+
+    The rate sits at the curvature cap, ``1.9`` over the curvature ``2``.
 
   References:
     Rolinek & Martius, `L4: Practical loss-based stepsize adaptation for deep

@@ -222,11 +222,18 @@ def _step_rate(state, e_grad, updates, beta, multiplicative, bounds):
     eta, _ = rate_lib.step_rate(state.learning_rate, rate_opt_state, h,
                                 rate_opt, *bounds)
     return eta, h, jnp.ones([], dtype), state.grad_norm, jnp.isfinite(h)
-  cos, e_norm = rate_lib.cosine(e_grad, state.tangent, dtype, per_leaf=False)
+  # The cosine's three products and ‖g‖² (when the training gradient is not
+  # ∇E), reduced together.
+  pairs = [(e_grad, state.tangent), (e_grad, e_grad),
+           (state.tangent, state.tangent)]
+  if e_grad is not updates:
+    pairs.append((updates, updates))
+  products = rate_lib.dots(pairs, dtype)
+  cos = rate_lib.cosine_of(*products[:3])
+  e_norm = jnp.sqrt(products[1])
+  g_norm = e_norm if e_grad is updates else jnp.sqrt(products[3])
   eta, _ = rate_lib.step_rate(state.learning_rate, rate_opt_state, cos,
                               rate_opt, *bounds, multiplicative=True)
-  g_norm = e_norm if e_grad is updates else jnp.sqrt(
-      rate_lib.dot(updates, updates, dtype, per_leaf=False))
   scale, grad_norm = rate_lib.clip_to_level(g_norm, state.grad_norm)
   ok = jnp.isfinite(e_norm) & jnp.isfinite(g_norm)
   return eta, cos, scale, grad_norm, ok

@@ -162,27 +162,30 @@ def dot(x: base.Updates, y: base.Updates, dtype: jnp.dtype, per_leaf: bool):
   return dots([(x, y)], dtype)[0]
 
 
-def cosine(x: base.Updates, y: base.Updates, dtype: jnp.dtype,
-           per_leaf: bool) -> tuple[Any, Any]:
-  """``(cos(x, y), ‖x‖)``, over the whole tree or per leaf.
-
-  The cosine is 0 where either side is zero or its squared norm overflows
-  (a gradient of 1e20 in float32): then it carries no usable direction, and
-  a rate moved by it stays where it is.
-  """
-  if per_leaf:
-    xy, xx, yy = (leaf_dots(x, y, dtype), leaf_dots(x, x, dtype),
-                  leaf_dots(y, y, dtype))
-  else:
-    xy, xx, yy = dots([(x, y), (x, x), (y, y)], dtype)
-
+def cosine_of(xy: Any, xx: Any, yy: Any) -> Any:
+  """``cos(x, y)`` from ``x·y``, ``‖x‖²`` and ``‖y‖²`` (scalars or trees of
+  scalars): 0 where either side is zero or its squared norm overflows (a
+  gradient of 1e20 in float32), where it carries no usable direction and a
+  rate moved by it stays where it is."""
   def cos(xy, xx, yy):
     denom = jnp.sqrt(xx) * jnp.sqrt(yy)
     ok = jnp.isfinite(denom) & (denom > 0)
     return jnp.clip(jnp.where(ok, xy / jnp.where(ok, denom, 1.0), 0.0),
                     -1.0, 1.0)
 
-  return jax.tree.map(cos, xy, xx, yy), jax.tree.map(jnp.sqrt, xx)
+  return jax.tree.map(cos, xy, xx, yy)
+
+
+def cosine(x: base.Updates, y: base.Updates, dtype: jnp.dtype,
+           per_leaf: bool) -> tuple[Any, Any]:
+  """``(cos(x, y), ‖x‖)``, over the whole tree or per leaf (see
+  :func:`cosine_of`)."""
+  if per_leaf:
+    xy, xx, yy = (leaf_dots(x, y, dtype), leaf_dots(x, x, dtype),
+                  leaf_dots(y, y, dtype))
+  else:
+    xy, xx, yy = dots([(x, y), (x, x), (y, y)], dtype)
+  return cosine_of(xy, xx, yy), jax.tree.map(jnp.sqrt, xx)
 
 
 def clip_to_level(grad_norm: Any, level: Any) -> tuple[Any, Any]:
