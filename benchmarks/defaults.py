@@ -5,7 +5,8 @@ rule at initial rates 1e-3 and 1e-2 and three hyper-learning rates around
 the default, and the papers' additive rule at their defaults) runs on every
 problem of ``benchmarks.problems.study_problems()`` — loss scales 1e-3..1e3,
 noise, a floor above zero, a gradient spike, Optax's parabola and
-Rosenbrock, full-batch and minibatch softmax regression, MLPs — next to the
+Rosenbrock, full-batch and minibatch softmax regression, MLPs, the minibatch
+problems again drawn epoch-wise — next to the
 base optimizer's constant step over a 13-point grid (1e-5..10). A setting's
 score on a problem is its final loss over the best constant step's
 (suboptimality where the minimum is known); the table gives the geometric
@@ -61,7 +62,11 @@ def make_run(problem, make_tx):
 
     def step(carry, t):
       params, state = carry
-      k = jax.random.fold_in(key, t)
+      if problem.epoch_steps:  # epoch-wise: that epoch's key, the slice
+        k = (jax.random.fold_in(key, t // problem.epoch_steps),
+             t % problem.epoch_steps)
+      else:
+        k = jax.random.fold_in(key, t)
       loss, grads = jax.value_and_grad(problem.loss)(params, k)
       if problem.spike is not None:
         at, factor = problem.spike
@@ -174,7 +179,8 @@ def main(argv=None):
   parser.add_argument('--out', default='results/defaults.json')
   parser.add_argument('--problems', nargs='*', default=None)
   args = parser.parse_args(argv)
-  probs = [p for p in problems_lib.study_problems()
+  probs = [p for p in (problems_lib.study_problems()
+                       + problems_lib.epochwise_problems())
            if not args.problems or p.name in args.problems]
 
   def study(problem):

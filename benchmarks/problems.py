@@ -31,6 +31,9 @@ class Problem:
     solution: the minimizer, where it is known.
     spike: ``(step, factor)``: the gradient of that step is multiplied by
       ``factor`` (a single outlier batch), or None.
+    epoch_steps: for minibatches drawn epoch-wise (a fresh permutation of
+      the data per epoch, as training loops draw them), the steps per
+      epoch: ``loss`` then takes ``(epoch_key, step_in_epoch)`` for its key.
   """
 
   name: str
@@ -41,6 +44,25 @@ class Problem:
   tol: float | None = None
   solution: Any = None
   spike: tuple[int, float] | None = None
+  epoch_steps: int | None = None
+
+
+def _indices(key, n, batch):
+  """A minibatch's indices: ``batch`` draws with replacement from ``key``,
+  or, for ``key = (epoch_key, j)``, the ``j``-th slice of that epoch's
+  permutation (no example twice in an epoch)."""
+  if isinstance(key, tuple):
+    epoch_key, j = key
+    perm = jax.random.permutation(epoch_key, n)
+    return jax.lax.dynamic_slice(perm, (j * batch,), (batch,))
+  return jax.random.randint(key, (batch,), 0, n)
+
+
+def _epochwise(name, n, batch, epochwise):
+  """``(name, epoch_steps)`` of a minibatch problem."""
+  if not epochwise:
+    return name, None
+  return name + '_epochwise', n // batch
 
 
 def _deterministic(name, f, w0, steps, **kw):
@@ -102,7 +124,7 @@ def _dataset(name):
 
 
 def softmax_regression(dataset='digits', l2=1e-3, scale=1.0, batch=None,
-                       label_noise=0.0, steps=2000):
+                       label_noise=0.0, steps=2000, epochwise=False):
   """Softmax regression on a dataset scikit-learn ships, full batch or in
   minibatches; ``scale`` multiplies the loss; ``label_noise`` re-draws that
   fraction of the labels at random once (a loss floor well above 0)."""
@@ -118,17 +140,19 @@ def softmax_regression(dataset='digits', l2=1e-3, scale=1.0, batch=None,
   def loss(p, key):
     if batch is None:
       return full(p)
-    idx = jax.random.randint(key, (batch,), 0, x.shape[0])
+    idx = _indices(key, x.shape[0], batch)
     return scale * _softmax_loss(p, x[idx], y[idx], l2)
 
   init = lambda key: {'b': jnp.zeros(k), 'w': jnp.zeros((x.shape[1], k))}
   name = f'softmax_{dataset}' + (f'_b{batch}' if batch else '') + (
       f'_c{scale:g}' if scale != 1 else '') + (
           f'_noise{label_noise:g}' if label_noise else '')
-  return Problem(name, init, loss, full, steps)
+  name, epoch_steps = _epochwise(name, x.shape[0], batch, epochwise)
+  return Problem(name, init, loss, full, steps, epoch_steps=epoch_steps)
 
 
-def mlp(depth=2, width=64, batch=32, scale=1.0, steps=2000):
+def mlp(depth=2, width=64, batch=32, scale=1.0, steps=2000,
+        epochwise=False):
   """A ReLU MLP on scikit-learn's digits, minibatches of ``batch``."""
   x, y = (jnp.asarray(a) for a in _dataset('digits'))
   sizes = [x.shape[1]] + [width] * depth + [10]
@@ -154,15 +178,17 @@ def mlp(depth=2, width=64, batch=32, scale=1.0, steps=2000):
     return -scale * jnp.mean(jnp.take_along_axis(logp, yb[:, None], axis=1))
 
   def loss(p, key):
-    idx = jax.random.randint(key, (batch,), 0, x.shape[0])
+    idx = _indices(key, x.shape[0], batch)
     return nll(p, x[idx], y[idx])
 
   name = f'mlp{depth}x{width}_b{batch}' + (f'_c{scale:g}' if scale != 1
                                            else '')
-  return Problem(name, init, loss, lambda p: nll(p, x, y), steps)
+  name, epoch_steps = _epochwise(name, x.shape[0], batch, epochwise)
+  return Problem(name, init, loss, lambda p: nll(p, x, y), steps,
+                 epoch_steps=epoch_steps)
 
 
-def least_squares(batch=16, noise=0.5, steps=2000):
+def least_squares(batch=16, noise=0.5, steps=2000, epochwise=False):
   """Linear regression with noisy targets in minibatches: floor ≈ noise²/2."""
   rng = np.random.default_rng(1)
   x = rng.normal(size=(512, 30)) * np.logspace(0, -1.5, 30)
@@ -172,11 +198,13 @@ def least_squares(batch=16, noise=0.5, steps=2000):
   full = lambda w: 0.5 * jnp.mean((x @ w - y) ** 2)
 
   def loss(w, key):
-    idx = jax.random.randint(key, (batch,), 0, x.shape[0])
+    idx = _indices(key, x.shape[0], batch)
     return 0.5 * jnp.mean((x[idx] @ w - y[idx]) ** 2)
 
-  return Problem(f'lsq_b{batch}', lambda key: jnp.zeros(30), loss, full,
-                 steps)
+  name, epoch_steps = _epochwise(f'lsq_b{batch}', x.shape[0], batch,
+                                 epochwise)
+  return Problem(name, lambda key: jnp.zeros(30), loss, full, steps,
+                 epoch_steps=epoch_steps)
 
 
 def spike(problem, at=200, factor=1000.0):
@@ -202,4 +230,17 @@ def study_problems():
       mlp(2, 64, 32),
       mlp(6, 32, 32),
       mlp(2, 64, 32, scale=0.01),
+  ]
+
+
+def epochwise_problems():
+  """The minibatch problems of :func:`study_problems` drawn as training
+  loops draw them, a permutation per epoch: consecutive batches are then
+  negatively correlated, which biases HD's cosine downward."""
+  return [
+      softmax_regression('digits', batch=32, label_noise=0.2,
+                         epochwise=True),
+      least_squares(epochwise=True),
+      mlp(2, 64, 32, epochwise=True),
+      mlp(6, 32, 32, epochwise=True),
   ]

@@ -60,10 +60,11 @@ def misses(tx, problem, starts, steps):
     (p, state), _ = jax.lax.scan(step, (p, tx.init(p)), length=steps)
     return p, state.learning_rate
 
-  shifts = (1e-6 * jnp.arange(starts, dtype=jnp.float32))[:, None]
-  params, rates = jax.jit(jax.vmap(run))(origin + shifts.astype(origin.dtype))
-  ok = jnp.all(jnp.abs(params - final) <= 3e-2 + 3e-2 * jnp.abs(final),
-               axis=1)
+  shifts = (1e-6 * jnp.arange(starts, dtype=jnp.float32)).astype(
+      origin.dtype)
+  params, rates = jax.jit(jax.vmap(run))(origin[None, :] + shifts[:, None])
+  ok = jnp.all(jnp.abs(params - final[None, :])
+               <= 3e-2 + 3e-2 * jnp.abs(final[None, :]), axis=1)
   return int(jnp.sum(~ok)), [float(r) for r in rates]
 
 

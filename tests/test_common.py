@@ -141,9 +141,10 @@ def complex_rosenbrock():
 ROSENBROCK_MISSES = ('adam_op_adam_lop', 'adam_op_sgdn_lop')
 
 
-@pytest.mark.xfail(strict=True, reason='a known miss of the default rate '
-                   'dynamics over Adam; fixed, this test passes: then drop '
-                   'the xfail and the skip above')
+@pytest.mark.xfail(strict=True, raises=AssertionError,
+                   reason='a known miss of the default rate dynamics over '
+                   'Adam; fixed, this test passes: then drop the xfail and '
+                   'the skip above')
 @pytest.mark.parametrize('name', ROSENBROCK_MISSES)
 def test_complex_rosenbrock_from_nearby_starts(name):
   from benchmarks import rosenbrock_starts  # pylint: disable=g-import-not-at-top

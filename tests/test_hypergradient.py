@@ -118,6 +118,29 @@ def test_paper_defaults_sgd_and_adam_are_one_argument_away():
     assert float(state.learning_rate) == pytest.approx(1e-3 + beta, rel=1e-6)
 
 
+@pytest.mark.parametrize('alias,base,lop,target', [
+    ('sgd_hd', 'sgd', 'sgd', -0.03), ('sgdn_hd', 'nesterov', 'sgd', -0.03),
+    ('sgdn_op_sgdn_lop', 'nesterov', 'nesterov', -0.03),
+    ('adam_hd', 'adam', 'sgd', 0.0), ('adam_op_sgdn_lop', 'adam', 'nesterov',
+                                      0.0),
+    ('sgdn_op_adam_lop', 'nesterov', 'adam', 0.0)])
+def test_default_target_cosine_by_base_and_rate_optimizer(alias, base, lop,
+                                                          target):
+  """-0.03 over SGD and Nesterov with SGD or Nesterov on the rate (epoch-wise
+  minibatches), else 0: the alias runs as the general form at that target
+  and not as at the other one."""
+  problem = problems.least_squares()
+  ws, rates, _ = run(getattr(ohg, alias)(), problem, steps=30)
+  want, want_rates, _ = run(ohg.hypergradient_descent(
+      base=base, rate_optimizer=lop, target_cosine=target), problem, steps=30)
+  other, _, _ = run(ohg.hypergradient_descent(
+      base=base, rate_optimizer=lop, target_cosine=-0.03 - target), problem,
+                    steps=30)
+  np.testing.assert_allclose(ws, want, rtol=1e-6, atol=1e-7)
+  np.testing.assert_allclose(rates, want_rates, rtol=1e-6)
+  assert np.max(np.abs(other - want)) > 1e-6
+
+
 BASE_OPTAX = {
     'sgd': lambda lr: optax.sgd(lr),
     'nesterov': lambda lr: optax.sgd(lr, momentum=0.9, nesterov=True),
@@ -274,6 +297,8 @@ def test_non_finite_gradient_skips_the_step_adam_lop():
         ({'hypergrad_lr': float('inf')}, 'hypergrad_lr'),
         ({'base': 'rmsprop'}, 'base'),
         ({'rate_optimizer': 'lbfgs'}, 'rate_optimizer'),
+        ({'target_cosine': 1.5}, 'target_cosine'),
+        ({'target_cosine': float('nan')}, 'target_cosine'),
         ({'momentum': 1.5, 'base': 'nesterov'}, 'momentum'),
         ({'b2': 1.0, 'base': 'adam'}, 'b2'),
         ({'min_learning_rate': 1.0, 'max_learning_rate': 0.1},

@@ -127,14 +127,19 @@ def test_invalid_rate_dynamics_raises():
 
 def test_any_optax_transformation_moves_log_rate():
   """The rate-optimizer slot takes any Optax transformation, applied to
-  log α: optax.sgd(0.05) is the named 'sgd' at β = 0.05, and a chain with
-  a clip bounds each log step."""
+  log α: optax.sgd(0.05) is the named 'sgd' at β = 0.05 (at the same target
+  cosine: a transformation's default is 0, the named 'sgd''s -0.03), and a
+  chain with a clip bounds each log step."""
   problem = problems.logistic()
-  named, named_rates, _ = run(ohg.hypergradient_descent(0.1, 0.05), problem)
-  ws, rates, _ = run(ohg.hypergradient_descent(
-      0.1, rate_optimizer=optax.sgd(0.05)), problem)
-  np.testing.assert_allclose(ws, named, rtol=1e-6)
-  np.testing.assert_allclose(rates, named_rates, rtol=1e-6)
+  for target in (None, -0.03):
+    named, named_rates, _ = run(ohg.hypergradient_descent(
+        0.1, 0.05, target_cosine=0.0 if target is None else target), problem)
+    ws, rates, _ = run(ohg.hypergradient_descent(
+        0.1, rate_optimizer=optax.sgd(0.05), target_cosine=target), problem)
+    np.testing.assert_allclose(ws, named, rtol=1e-6)
+    np.testing.assert_allclose(rates, named_rates, rtol=1e-6)
+  default, _, _ = run(ohg.hypergradient_descent(0.1, 0.05), problem)
+  np.testing.assert_allclose(default, named, rtol=1e-6)  # 'sgd': -0.03
   _, clipped, _ = run(ohg.hypergradient_descent(
       0.1, rate_optimizer=optax.chain(optax.clip(0.01), optax.sgd(1.0))),
                       problem)

@@ -123,7 +123,8 @@ def scale_by_hypergradient(
     rate_dynamics: ``'multiplicative'`` or ``'additive'`` (see above).
     target_cosine: :math:`c^\star` of the multiplicative rule: 0 is HD's own
       balance; a negative value keeps the rate where consecutive steps
-      slightly disagree, higher under minibatch noise.
+      slightly disagree, higher under minibatch noise (the aliases over SGD
+      and Nesterov use -0.03: see :func:`hypergradient_descent`).
     per_leaf: learn one rate per leaf of the parameter tree (e.g. per layer)
       instead of one global rate; each leaf's hypergradient (cosine, norm
       level) is that leaf's own.
@@ -166,6 +167,7 @@ def scale_by_hypergradient(
   if direction is None:
     direction = optax.identity()
   direction = base.with_extra_args_support(direction)
+  checks.check_scalar('target_cosine', target_cosine, low=-1.0, high=1.0)
   rate_opt = rate_lib.make_rate_optimizer(
       rate_optimizer, hypergrad_lr,
       rate_lib.DEFAULT_LOG_STEPS if multiplicative else rate_lib.DEFAULT_STEPS)
