@@ -12,7 +12,8 @@ score on a problem is its final loss over the best constant step's
 (suboptimality where the minimum is known); the table gives the geometric
 mean and the worst of that ratio over the problems, and counts the problems
 each diverges on (a non-finite final loss, or one above the start). Writes
-``results/defaults.json``; about 7 minutes on 2 CPU cores.
+``results/defaults.json``; about 25 minutes on 2 CPU cores (the epoch-wise
+problems draw a permutation per step).
 """
 
 import argparse
