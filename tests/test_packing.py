@@ -48,7 +48,7 @@ def loss_fn(params):
   return value + jnp.mean(jnp.abs(params['z'] - (1 + 1j)) ** 2)
 
 
-def run(tx, params, steps=40):
+def run(tx, params, steps=20):
   @jax.jit
   def step(params, state):
     loss, grads = jax.value_and_grad(loss_fn)(params)
