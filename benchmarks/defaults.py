@@ -29,13 +29,14 @@ import tqdm
 
 from benchmarks import problems as problems_lib
 import optax_hypergrad as ohg
+from optax_hypergrad._src import alias as alias_lib
 from optax_hypergrad._src import rate as rate_lib
 
 CONST_GRID = tuple(float(x) for x in np.logspace(-5, 1, 13))
 BASES = ('sgd', 'nesterov', 'adam')
 LOPS = ('sgd', 'nesterov', 'adam')
 # The settings tried per rate optimizer: (α_0, β) of the multiplicative rule
-# around the chosen default (α_0 = 1e-3, β = DEFAULT_LOG_STEPS), and the
+# around the chosen default (α_0 = 1e-3, β = `default_beta`), and the
 # papers' additive rule at their defaults. Earlier rounds (see the docs)
 # also tried α_0 = 1e-4..1e-2, β up to 0.2, target cosines below 0 and a
 # rate cut on gradient jumps; those lost and were dropped from the grid.
@@ -216,6 +217,12 @@ def summarize(results, key, i):
           'diverged': div, 'beats_base': beats}
 
 
+def default_beta(base, lop):
+  """The multiplicative rule's default β of a base and rate optimizer."""
+  beta = alias_lib.default_hypergrad_lr(base, lop, 'multiplicative')
+  return rate_lib.DEFAULT_LOG_STEPS[lop] if beta is None else beta
+
+
 def report(results) -> str:
   """A Markdown table: every setting of every base × rate optimizer."""
   n = len(results)
@@ -228,8 +235,8 @@ def report(results) -> str:
       for i, (rule, a, b) in enumerate(settings(lop)):
         s = summarize(results, key, i)
         beta = PAPER_BETA[base] if b is None else b
-        default = rule == 'multiplicative' and a == 1e-3 and (
-            beta == rate_lib.DEFAULT_LOG_STEPS[lop])
+        default = rule == 'multiplicative' and a == 1e-3 and beta == (
+            default_beta(base, lop))
         name = f'**{key}**' if default else key
         rows.append(
             f'| {name} | {rule} | {a:g} | {beta:g} | {s["geo"]:.3g} | '

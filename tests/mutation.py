@@ -36,6 +36,8 @@ MUTANTS = [
      'prev_direction = optax.tree.where(ok, d, state.prev_direction)',
      'prev_direction = optax.tree.where(ok, updates, state.prev_direction)',
      HD),
+    ('hd: Adam-over-Adam beta not applied', 'alias.py',
+     '    return ADAM_OVER_ADAM_LOG_STEP', '    return None', HD),
     ('hd: epoch-wise target never applied', 'alias.py',
      "if base_name != 'adam' and rate_optimizer in ('sgd', 'nesterov'):",
      'if False:', HD),

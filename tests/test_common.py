@@ -134,7 +134,7 @@ def complex_rosenbrock():
 
 
 # Adam-HD with Adam or momentum on its rate misses the complex Rosenbrock (a
-# 4-dimensional valley) from 9 and 2 of 16 starts within 1.5e-5 of the origin
+# 4-dimensional valley) from 2 (each) of 16 starts within 1.5e-5 of the origin
 # (`python -m benchmarks.rosenbrock_starts`): the rate climbs to 0.1-0.9 and
 # Adam's step circles the valley. From the origin itself it passed or missed
 # with the last bit of a sum, so that one start proves nothing either way.
@@ -166,7 +166,7 @@ def test_converges_on_complex_targets(name, factory, kwargs, extra, target):
     # (test_complex.py checks the pair to 1e-9).
     pytest.skip('RTHO is as slow on the real pair of this problem')
   if name in ROSENBROCK_MISSES and target is complex_rosenbrock:
-    pytest.skip('misses from most starts near the origin: see '
+    pytest.skip('misses from some starts near the origin: see '
                 'test_complex_rosenbrock_from_nearby_starts')
   params, final, loss_fn = target()
   opt = factory(**kwargs)

@@ -141,6 +141,26 @@ def test_default_target_cosine_by_base_and_rate_optimizer(alias, base, lop,
   assert np.max(np.abs(other - want)) > 1e-6
 
 
+@pytest.mark.parametrize('alias,base,beta,other', [
+    ('adam_op_adam_lop', 'adam', 0.02, 0.05),
+    ('sgdn_op_adam_lop', 'nesterov', 0.05, 0.02),
+    ('sgd_op_adam_lop', 'sgd', 0.05, 0.02)])
+def test_default_hypergrad_lr_with_adam_on_the_rate(alias, base, beta, other):
+  """Adam on the rate moves log α by 0.02 per step over Adam, 0.05 over SGD
+  and Nesterov: the alias runs as the general form at that β and not as at
+  the other one."""
+  problem = problems.least_squares()
+  ws, rates, _ = run(getattr(ohg, alias)(), problem, steps=30)
+  want, want_rates, _ = run(ohg.hypergradient_descent(
+      hypergrad_lr=beta, base=base, rate_optimizer='adam'), problem, steps=30)
+  unlike, _, _ = run(ohg.hypergradient_descent(
+      hypergrad_lr=other, base=base, rate_optimizer='adam'), problem,
+                     steps=30)
+  np.testing.assert_allclose(ws, want, rtol=1e-6, atol=1e-7)
+  np.testing.assert_allclose(rates, want_rates, rtol=1e-6)
+  assert np.max(np.abs(unlike - want)) > 1e-6
+
+
 BASE_OPTAX = {
     'sgd': lambda lr: optax.sgd(lr),
     'nesterov': lambda lr: optax.sgd(lr, momentum=0.9, nesterov=True),

@@ -36,6 +36,15 @@ ArrayLike = jax.typing.ArrayLike
 # by `python -m benchmarks.defaults` and the benchmark suite.
 EPOCHWISE_TARGET_COSINE = -0.03
 
+# β of the multiplicative rule with Adam on the rate over an Adam base: a
+# smaller step than Adam on the rate takes over SGD or Nesterov (0.05).
+# Both normalize — the base its direction, the rate optimizer the cosine —
+# so the log-rate random-walks by about β a step wherever the cosine is
+# noise; over Adam the rate has little to climb from 1e-3, over SGD and
+# Nesterov it has orders of magnitude (there 0.02 lost on the suite).
+# Measured by `python -m benchmarks.defaults` and the benchmark suite.
+ADAM_OVER_ADAM_LOG_STEP = 0.02
+
 
 def default_target_cosine(base_name: str, rate_optimizer) -> float:
   """``c*`` of the multiplicative rule for a named base and rate optimizer:
@@ -44,6 +53,21 @@ def default_target_cosine(base_name: str, rate_optimizer) -> float:
   if base_name != 'adam' and rate_optimizer in ('sgd', 'nesterov'):
     return EPOCHWISE_TARGET_COSINE
   return 0.0
+
+
+def default_hypergrad_lr(base_name: str, rate_optimizer,
+                         rate_dynamics: str) -> float | None:
+  """``β`` for a named base and rate optimizer: the papers' by base with the
+  additive rule; 0.02 with Adam on the rate over Adam; else None, the rate
+  optimizer's own default (0.05 for ``'sgd'`` and ``'adam'``, 0.005 for
+  ``'nesterov'``)."""
+  if not isinstance(rate_optimizer, str):
+    return None
+  if rate_dynamics == 'additive':
+    return _PAPER_HYPERGRAD_LR[base_name]
+  if base_name == 'adam' and rate_optimizer == 'adam':
+    return ADAM_OVER_ADAM_LOG_STEP
+  return None
 
 
 # MARTHE's κ by rate rule: fixed β on the scale-free rule (adapting it lost,
@@ -113,8 +137,9 @@ def hypergradient_descent(
     hypergrad_lr: :math:`\beta`, the step of the rate optimizer; None for the
       default: with the multiplicative rule 0.05 (rate optimizer ``'sgd'``
       or ``'adam'``) or 0.005 (``'nesterov'``), a step of :math:`\log\alpha`
-      per unit of cosine, whatever the base; with the additive rule the
-      papers' 1e-3 (SGD, Nesterov) or 1e-7 (Adam).
+      per unit of cosine, except 0.02 for ``'adam'`` on the rate over an
+      ``'adam'`` base; with the additive rule the papers' 1e-3 (SGD,
+      Nesterov) or 1e-7 (Adam).
     base: ``'sgd'``, ``'nesterov'``, ``'momentum'`` or ``'adam'``.
     rate_optimizer: ``'sgd'``, ``'nesterov'``, ``'adam'`` or an Optax
       transformation (then ``hypergrad_lr`` must be None).
@@ -160,9 +185,8 @@ def hypergradient_descent(
   direction = base_direction(base, momentum=momentum, b1=b1, b2=b2, eps=eps)
   if target_cosine is None:
     target_cosine = default_target_cosine(base, rate_optimizer)
-  if (hypergrad_lr is None and isinstance(rate_optimizer, str)
-      and rate_dynamics == 'additive'):
-    hypergrad_lr = _PAPER_HYPERGRAD_LR[base]
+  if hypergrad_lr is None:
+    hypergrad_lr = default_hypergrad_lr(base, rate_optimizer, rate_dynamics)
   return hypergradient.scale_by_hypergradient(
       direction,
       learning_rate,
