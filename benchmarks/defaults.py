@@ -30,13 +30,12 @@ import tqdm
 from benchmarks import problems as problems_lib
 import optax_hypergrad as ohg
 from optax_hypergrad._src import alias as alias_lib
-from optax_hypergrad._src import rate as rate_lib
 
 CONST_GRID = tuple(float(x) for x in np.logspace(-5, 1, 13))
 BASES = ('sgd', 'nesterov', 'adam')
 LOPS = ('sgd', 'nesterov', 'adam')
 # The settings tried per rate optimizer: (α_0, β) of the multiplicative rule
-# around the chosen default (α_0 = 1e-3, β = `default_beta`), and the
+# around the chosen default (α_0 = 1e-3, β = `default_hypergrad_lr`), and the
 # papers' additive rule at their defaults. Earlier rounds (see the docs)
 # also tried α_0 = 1e-4..1e-2, β up to 0.2, target cosines below 0 and a
 # rate cut on gradient jumps; those lost and were dropped from the grid.
@@ -217,12 +216,6 @@ def summarize(results, key, i):
           'diverged': div, 'beats_base': beats}
 
 
-def default_beta(base, lop):
-  """The multiplicative rule's default β of a base and rate optimizer."""
-  beta = alias_lib.default_hypergrad_lr(base, lop, 'multiplicative')
-  return rate_lib.DEFAULT_LOG_STEPS[lop] if beta is None else beta
-
-
 def report(results) -> str:
   """A Markdown table: every setting of every base × rate optimizer."""
   n = len(results)
@@ -236,7 +229,7 @@ def report(results) -> str:
         s = summarize(results, key, i)
         beta = PAPER_BETA[base] if b is None else b
         default = rule == 'multiplicative' and a == 1e-3 and beta == (
-            default_beta(base, lop))
+            alias_lib.default_hypergrad_lr(base, lop, 'multiplicative'))
         name = f'**{key}**' if default else key
         rows.append(
             f'| {name} | {rule} | {a:g} | {beta:g} | {s["geo"]:.3g} | '

@@ -16,6 +16,7 @@ from optax_hypergrad._src import checks
 from optax_hypergrad._src import hypergradient
 from optax_hypergrad._src import l4
 from optax_hypergrad._src import marthe as marthe_lib
+from optax_hypergrad._src import rate as rate_lib
 
 BASES = ('sgd', 'nesterov', 'momentum', 'adam')
 # The papers' β for the additive rule, by base (Baydin et al. 2018).
@@ -58,16 +59,17 @@ def default_target_cosine(base_name: str, rate_optimizer) -> float:
 def default_hypergrad_lr(base_name: str, rate_optimizer,
                          rate_dynamics: str) -> float | None:
   """``β`` for a named base and rate optimizer: the papers' by base with the
-  additive rule; 0.02 with Adam on the rate over Adam; else None, the rate
-  optimizer's own default (0.05 for ``'sgd'`` and ``'adam'``, 0.005 for
-  ``'nesterov'``)."""
-  if not isinstance(rate_optimizer, str):
+  additive rule; with the multiplicative rule 0.02 for Adam on the rate over
+  Adam, else the rate optimizer's (0.05 for ``'sgd'`` and ``'adam'``, 0.005
+  for ``'nesterov'``). None for an Optax transformation (it brings its own
+  step) or an unknown name (rejected with a ValueError where it is made)."""
+  if rate_optimizer not in rate_lib.RATE_OPTIMIZERS:
     return None
   if rate_dynamics == 'additive':
     return _PAPER_HYPERGRAD_LR[base_name]
   if base_name == 'adam' and rate_optimizer == 'adam':
     return ADAM_OVER_ADAM_LOG_STEP
-  return None
+  return rate_lib.DEFAULT_LOG_STEPS[rate_optimizer]
 
 
 # MARTHE's κ by rate rule: fixed β on the scale-free rule (adapting it lost,
