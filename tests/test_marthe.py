@@ -468,3 +468,31 @@ def test_a_gradient_jump_restarts_the_tangent():
       np.testing.assert_allclose(state.tangent, -d, rtol=1e-5)
   assert mus[20] == 0.0
   assert all(m == 1.0 for i, m in enumerate(mus) if i != 20)
+
+
+def test_an_overflowed_tangent_is_not_carried():
+  """RTHO's tangent grows without bound where ``|1 - ηλ| > 1`` along the
+  curvature value_fn= sees. Once its squared norm overflows, the next step
+  reads it as 0 — the rate stays where it is and the tangent restarts at the
+  one-step ``∂Φ/∂η = -d`` — instead of carrying the overflow into the
+  Hessian-vector product (the next tangent would be ±inf or NaN)."""
+  f = lambda w: 0.5 * jnp.sum(w ** 2)
+  stiff = lambda w: 1e25 * jnp.sum(w ** 2)  # H = 2e25 I for the tangent
+  tx = ohg.rtho()
+  w = jnp.ones(2)
+  state = tx.init(w)
+  restarts = 0
+  for _ in range(8):
+    overflowed = (np.sum(np.asarray(state.tangent, np.float64) ** 2)
+                  > np.finfo(np.float32).max)
+    rate = float(state.learning_rate)
+    updates, state = tx.update(jax.grad(f)(w), state, w, value_fn=stiff)
+    w = optax.apply_updates(w, updates)
+    if overflowed:
+      restarts += 1
+      assert float(state.learning_rate) == rate
+      d = -updates / state.learning_rate
+      np.testing.assert_allclose(state.tangent, -d, rtol=1e-6)
+  assert restarts >= 2
+  assert bool(jnp.all(jnp.isfinite(w)))
+  assert np.isfinite(float(state.learning_rate))

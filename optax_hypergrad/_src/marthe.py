@@ -62,7 +62,9 @@ class ScaleByMartheState(NamedTuple):
       multiplicative rule, ``h`` on the additive one).
     grad_norm: the running level of ``‖g‖`` the multiplicative rule clips
       jumps to (0 before the first step).
-    tangent: ``Z^w ≈ dw/dη``, shaped like the parameters.
+    tangent: ``Z^w ≈ dw/dη``, shaped like the parameters. After a step
+      whose tangent overflowed it holds the overflow (±inf), which the next
+      step sees in ``‖Z‖²`` and does not carry (see :func:`_tangent_ok`).
     state_tangent: the tangent of the base state: a tree shaped like it,
       with the tangent at each floating-point leaf and None at the others
       (step counters).
@@ -177,12 +179,14 @@ def _float_part(base_state, tangent):
                       base_state, tangent)
 
 
-def _state_tangent_in(base_state, state_tangent, mu):
-  """The jvp tangent of the base state: ``μ Z^s`` on floats, float0 else."""
+def _state_tangent_in(base_state, state_tangent, mu, tangent_ok):
+  """The jvp tangent of the base state: ``μ Z^s`` on floats (0 if the
+  tangent overflowed), float0 else."""
   leaves, treedef = jax.tree.flatten(base_state)
   it = iter(jax.tree.leaves(state_tangent))  # None entries are dropped
   tangents = [
-      (mu.astype(x.dtype) * next(it)) if _is_float(x)
+      jnp.where(tangent_ok, mu.astype(x.dtype) * next(it), 0)
+      if _is_float(x)
       else np.zeros(jnp.shape(x), jax.dtypes.float0)
       for x in leaves
   ]
@@ -200,6 +204,22 @@ def _zero_nans(tree):
   return jax.tree.map(lambda t: jnp.where(jnp.isnan(t), 0, t), tree)
 
 
+def _tangent_ok(zz, state_tangent, dtype):
+  """Whether the stored tangent may be carried: ``‖Z^w‖²`` (which the
+  hypergradient's products give anyway) and ``‖Z^s‖²`` are finite.
+
+  RTHO's tangent can overflow (``|1 - ηλ| > 1`` for long). Checked here, on
+  products already reduced, an overflowed tangent is dropped where it is
+  read — the step runs as if it were 0, the one-step ``∂Φ/∂η`` then starts
+  it afresh — with no pass over it when it is written.
+  """
+  ok = jnp.isfinite(zz)
+  if jax.tree.leaves(state_tangent):
+    ok &= jnp.isfinite(rate_lib.dots([(state_tangent, state_tangent)],
+                                     dtype)[0])
+  return ok
+
+
 def _step_rate(state, e_grad, updates, beta, multiplicative, bounds):
   """The rate, moved along ``h = ∇E(w_t)·Z_t`` before the step.
 
@@ -209,19 +229,24 @@ def _step_rate(state, e_grad, updates, beta, multiplicative, bounds):
   ``Z = 0`` leaves the rate where it is.
 
   Returns:
-    ``(η, ĥ or h, scale of this step's gradient, new norm level, ok)``:
-    the gradient scale clips a jump of ``‖g‖`` above twice its running
-    level (multiplicative only), and ``ok`` is False for a non-finite
-    gradient, which skips the step.
+    ``(η, ĥ or h, scale of this step's gradient, new norm level, ok,
+    tangent_ok)``: the gradient scale clips a jump of ``‖g‖`` above twice
+    its running level (multiplicative only), ``ok`` is False for a
+    non-finite gradient, which skips the step, and ``tangent_ok`` is
+    :func:`_tangent_ok` (the products then use ``Z = 0``).
   """
   dtype = state.learning_rate.dtype
   rate_opt = optax.sgd(beta)  # stateless: β lives in the state
   rate_opt_state = rate_opt.init(state.learning_rate)
   if not multiplicative:
-    h = rate_lib.dot(e_grad, state.tangent, dtype, per_leaf=False)
+    gz, zz = rate_lib.dots([(e_grad, state.tangent),
+                            (state.tangent, state.tangent)], dtype)
+    tangent_ok = _tangent_ok(zz, state.state_tangent, dtype)
+    h = jnp.where(tangent_ok, gz, 0.0)
     eta, _ = rate_lib.step_rate(state.learning_rate, rate_opt_state, h,
                                 rate_opt, *bounds)
-    return eta, h, jnp.ones([], dtype), state.grad_norm, jnp.isfinite(h)
+    return (eta, h, jnp.ones([], dtype), state.grad_norm, jnp.isfinite(h),
+            tangent_ok)
   # The cosine's three products and ‖g‖² (when the training gradient is not
   # ∇E), reduced together.
   pairs = [(e_grad, state.tangent), (e_grad, e_grad),
@@ -229,14 +254,17 @@ def _step_rate(state, e_grad, updates, beta, multiplicative, bounds):
   if e_grad is not updates:
     pairs.append((updates, updates))
   products = rate_lib.dots(pairs, dtype)
-  cos = rate_lib.cosine_of(*products[:3])
+  tangent_ok = _tangent_ok(products[2], state.state_tangent, dtype)
+  cos = rate_lib.cosine_of(jnp.where(tangent_ok, products[0], 0.0),
+                           products[1],
+                           jnp.where(tangent_ok, products[2], 0.0))
   e_norm = jnp.sqrt(products[1])
   g_norm = e_norm if e_grad is updates else jnp.sqrt(products[3])
   eta, _ = rate_lib.step_rate(state.learning_rate, rate_opt_state, cos,
                               rate_opt, *bounds, multiplicative=True)
   scale, grad_norm = rate_lib.clip_to_level(g_norm, state.grad_norm)
   ok = jnp.isfinite(e_norm) & jnp.isfinite(g_norm)
-  return eta, cos, scale, grad_norm, ok
+  return eta, cos, scale, grad_norm, ok, tangent_ok
 
 
 def _step_mu(state, eta, e_grad, rule, h):
@@ -297,18 +325,20 @@ def _step_beta(state, beta, h, eta, kappa, multiplicative):
 
 
 def _step_tangent(direction, value_fn, updates, scale, state, params, eta,
-                  mu, extra_args):
+                  mu, tangent_ok, extra_args):
   """The base step and ``Z_{t+1} = μ J_t Z_t + ∂Φ_t/∂η``, one ``jax.jvp``.
 
   The step sees the incoming gradient times ``scale`` (the clip), and the
   Hessian-vector product ``H μZ^w`` (a jvp of ``jax.grad(value_fn)``,
-  forward-over-reverse) is scaled alike.
+  forward-over-reverse) is scaled alike. A tangent that overflowed
+  (``tangent_ok`` False) enters as 0 instead of being carried.
 
   Returns:
-    ``(updates, base state, Z^w, Z^s)``; the tangents zero when they
-    overflow (RTHO's instability), rather than carried.
+    ``(updates, base state, Z^w, Z^s)``.
   """
-  z_w = jax.tree.map(lambda z: mu.astype(z.dtype) * z, state.tangent)
+  z_w = jax.tree.map(
+      lambda z: jnp.where(tangent_ok, mu.astype(z.dtype) * z, 0),
+      state.tangent)
   _, hvp = jax.jvp(jax.grad(value_fn), (params,), (z_w,))
   # JAX's gradient of a real loss w.r.t. a complex leaf is the conjugate of
   # the updates' convention (Optax's): conjugate its derivative alike.
@@ -324,15 +354,12 @@ def _step_tangent(direction, value_fn, updates, scale, state, params, eta,
   (new_updates, base_state), (du, ds) = jax.jvp(
       step,
       (grads, state.base_state, params, eta),
-      (hvp, _state_tangent_in(state.base_state, state.state_tangent, mu),
+      (hvp, _state_tangent_in(state.base_state, state.state_tangent, mu,
+                              tangent_ok),
        z_w, jnp.ones_like(eta)),
   )
   tangent = _zero_nans(jax.tree.map(jnp.add, z_w, du))
   state_tangent = _zero_nans(_float_part(base_state, ds))
-  finite = rate_lib.all_finite((tangent, state_tangent))
-  tangent = optax.tree.where(finite, tangent, optax.tree.zeros_like(tangent))
-  state_tangent = optax.tree.where(finite, state_tangent,
-                                   optax.tree.zeros_like(state_tangent))
   return new_updates, base_state, tangent, state_tangent
 
 
@@ -512,8 +539,8 @@ def scale_by_marthe(
 
     # The reference's order (adatune's hyper_step): the rate moves with the
     # current β; then μ is adapted from the *new* rate; then β.
-    eta, h, scale, grad_norm, ok = _step_rate(state, e_grad, updates, beta,
-                                              multiplicative, bounds)
+    eta, h, scale, grad_norm, ok, tangent_ok = _step_rate(
+        state, e_grad, updates, beta, multiplicative, bounds)
     if adapt_mu:
       mu_t, mu_accum, agreement, agreement_scale = _step_mu(
           state, eta, e_grad, mu_rule, h)
@@ -530,7 +557,7 @@ def scale_by_marthe(
 
     new_updates, base_state, tangent, state_tangent = _step_tangent(
         direction, value_fn, updates, scale, state, params, eta, mu_t,
-        extra_args)
+        tangent_ok, extra_args)
     new_state = ScaleByMartheState(
         learning_rate=eta,
         hypergrad_lr=new_beta,
