@@ -130,6 +130,29 @@ def make_step(tx, loss_fn):
   return step
 
 
+def make_scan(tx, loss_fn, n):
+  """``n`` of :func:`make_step`'s steps as one compiled ``lax.scan``: the
+  per-step cost without Python's dispatch of the step's arrays."""
+  step = make_step(tx, loss_fn)
+
+  @jax.jit
+  def steps(params, state, x, y):
+    def body(carry, _):
+      params, state, _ = step(*carry, x, y)
+      return (params, state), None
+    (params, state), _ = jax.lax.scan(body, (params, state), None, n)
+    return params, state, jax.tree.leaves(params)[0]
+
+  return steps
+
+
+def time_scanned(steps, params, state, x, y, n):
+  jax.block_until_ready(steps(params, state, x, y))  # compile
+  t0 = time.perf_counter()
+  jax.block_until_ready(steps(params, state, x, y))
+  return (time.perf_counter() - t0) / n
+
+
 def time_steps(step, params, state, x, y, n):
   params, state, loss = step(params, state, x, y)  # compile
   jax.block_until_ready(loss)
@@ -181,15 +204,18 @@ def factory(name):
   return CASES[name][1]()
 
 
-def measure(build, names, repeats, n):
+def measure(build, names, repeats, n, scan=False):
   params, x, y, loss = build()
-  steps = {name: make_step(factory(name), loss) for name in names}
+  if scan:
+    steps = {name: make_scan(factory(name), loss, n) for name in names}
+  else:
+    steps = {name: make_step(factory(name), loss) for name in names}
   states = {name: factory(name).init(params) for name in names}
   times = {name: [] for name in names}
+  timer = time_scanned if scan else time_steps
   for r in range(repeats):  # interleaved, so drift hits every method alike
     for name in names:
-      times[name].append(time_steps(steps[name], params, states[name], x, y,
-                                    n))
+      times[name].append(timer(steps[name], params, states[name], x, y, n))
     print(f'  repeat {r + 1}/{repeats}', flush=True)
   return {name: float(np.median(t)) for name, t in times.items()}
 
@@ -273,19 +299,27 @@ def main(argv=None):
   parser.add_argument('--merge', action='store_true',
                       help='keep the models of OUT/overhead.json that this '
                       'run does not measure')
+  parser.add_argument('--scan', action='store_true',
+                      help='time the steps inside one compiled lax.scan (no '
+                      'per-step Python dispatch); writes overhead_scan.json')
   parser.add_argument('--out', default='results')
   parser.add_argument('--docs', action='store_true',
                       help='also commit the results as evidence and '
                       'regenerate the tables in docs/performance.md')
   args = parser.parse_args(argv)
+  if args.scan and args.docs:
+    parser.error('--docs takes the per-step timing, not --scan')
   os.makedirs(args.out, exist_ok=True)
-  path = os.path.join(args.out, 'overhead.json')
+  path = os.path.join(args.out,
+                      'overhead_scan.json' if args.scan else 'overhead.json')
   names = args.methods or list(CASES)
   names = sorted(set(names) | {CASES[n][0] for n in names if CASES[n][0]},
                  key=list(CASES).index)
   device = jax.devices()[0]
   machine = (f'{device.platform}: {device.device_kind}, '
              f'{os.cpu_count()} cores, {platform.processor() or "?"}')
+  if args.scan:
+    machine += '; steps timed inside one lax.scan'
   results = {'machine': machine, 'models': {}, 'runs': {}}
   if args.merge and os.path.exists(path):
     with open(path) as f:
@@ -296,7 +330,8 @@ def main(argv=None):
              for n in names if CASES[n][0] and n not in UNWRAPPABLE]
   for model in args.models or DEFAULT_MODELS:
     print(f'{model}:', flush=True)
-    t = measure(MODELS[model], names + wrapped, args.repeats, args.steps)
+    t = measure(MODELS[model], names + wrapped, args.repeats, args.steps,
+                args.scan)
     results['runs'][model] = {'repeats': args.repeats, 'steps': args.steps}
     results['models'][model] = {
         name: {'seconds_per_step': t[name],

@@ -381,3 +381,23 @@ def test_run_table_marks_the_lowest_and_says_what_to_conclude():
           '(`adam`, 0.5).') in text
   by['adam']['val_loss'] = [0.6, 0.6]
   assert 'validation loss' in run.table({'t': by})
+
+
+def test_overhead_scan_runs_the_same_steps():
+  """``--scan`` times the steps of ``make_step`` inside one ``lax.scan``:
+  the scanned program ends where stepping one call at a time does."""
+  from benchmarks import overhead  # pylint: disable=g-import-not-at-top
+
+  params, x, y, loss = overhead.mlp((8, 16, 4), 32)()
+  tx = overhead.factory('sgdn_hd')
+  state = tx.init(params)
+  step = overhead.make_step(tx, loss)
+  p, s = params, state
+  for _ in range(3):
+    p, s, _ = step(p, s, x, y)
+  scanned, scanned_state, _ = overhead.make_scan(tx, loss, 3)(params, state,
+                                                               x, y)
+  for a, b in zip(jax.tree.leaves((p, s)),
+                  jax.tree.leaves((scanned, scanned_state)), strict=True):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+  assert float(s.learning_rate) != 1e-3  # three steps moved the rate
