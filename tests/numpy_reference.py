@@ -162,8 +162,12 @@ def l4(loss_grad_fn, w0, steps, *, variant, alpha=0.15, gamma=0.9, tau=1000.0,
 def l4_robust(loss_grad_fn, w0, steps, *, variant, alpha=0.15, gamma=0.9,
               gamma0=0.75, eps=1e-12, b1=0.9, b2=0.999, adam_eps=1e-4,
               cap=1.9, power=0.0, growth=0.05, decay=0.02, probe_decay=0.5,
-              noise_decay=0.9, shrink=0.95):
-  """L4 with the robust rule: target best − Δ, curvature cap, noise power.
+              noise_decay=0.9, shrink=0.95, fast_decay=0.9, slow_decay=0.99,
+              trend_cap=3.0):
+  """L4 with the robust rule: target best − Δ, curvature cap, noise power;
+  Δ kept at least the loss's recent fall, from two averages of the loss
+  (here plain averages of the loss itself, not the package's heights above
+  the best loss: the same numbers up to rounding).
 
   Returns:
     (ws, etas): parameters after each step, effective rate of each step.
@@ -172,6 +176,7 @@ def l4_robust(loss_grad_fn, w0, steps, *, variant, alpha=0.15, gamma=0.9,
   m, s = np.zeros_like(w), np.zeros_like(w)
   p = np.zeros_like(w)
   best = gap = first_dot = step_dot = num = den = grad_sq = 0.0
+  fast = slow = 0.0
   ws, etas = [], []
   for t in range(1, steps + 1):
     loss, grad = loss_grad_fn(w)
@@ -185,9 +190,13 @@ def l4_robust(loss_grad_fn, w0, steps, *, variant, alpha=0.15, gamma=0.9,
     record = t > 1 and loss < best
     if t == 1:
       best, gap = loss, (1 - gamma * gamma0) * abs(loss)
+      fast = slow = loss
     else:
       gap *= np.exp(growth if record else -decay)
       best = min(best, loss)
+      fast = fast_decay * fast + (1 - fast_decay) * loss
+      slow = slow_decay * slow + (1 - slow_decay) * loss
+      gap = max(gap, min(slow - fast, trend_cap * (fast - best)))
     grad_sq = noise_decay * grad_sq + (1 - noise_decay) * grad @ grad
     rho = max(grad_sq / (1 - noise_decay**t) / (g @ g), 1.0)
     denom = (g @ v) * rho**power + eps

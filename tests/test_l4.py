@@ -379,3 +379,43 @@ def test_gap_is_back_calculated_while_the_cap_binds():
   assert float(state.learning_rate) == pytest.approx(limit, rel=1e-5)
   np.testing.assert_allclose(updates, -limit * g, rtol=1e-5)
   assert float(state.gap) == pytest.approx(0.97 * gap, rel=1e-4)
+
+
+def test_gap_is_kept_at_least_the_loss_trend():
+  """A loss that keeps falling under noise (a new lowest loss is rare, so
+  the gap alone would decay ×e^-0.02 a step) keeps a gap of at least its
+  recent fall, ``min(L̄_0.99 − L̄_0.9, 3(L̄_0.9 − best))``, as a plain
+  transcription with ordinary averages of the loss computes it (the
+  package keeps them as heights above the best loss). The loss sits near 5,
+  so the averages must follow each new best exactly."""
+  rng = np.random.default_rng(0)
+  steps = 400
+  losses = (5.0 + 1.0 / (1.0 + 0.01 * np.arange(steps))
+            + 0.05 * rng.normal(size=steps))
+  with jax.enable_x64(True):
+    g = jnp.ones(3, jnp.float64)  # constant: no curvature, the cap never binds
+    tx = ohg.l4_mom()
+    params = jnp.zeros(3, jnp.float64)
+    state = tx.init(params)
+    gaps = []
+    for loss in losses:
+      _, state = tx.update(g, state, params, value=jnp.asarray(loss))
+      gaps.append(float(state.gap))
+  best = fast = slow = gap = 0.0
+  expected, floor_binds = [], 0
+  for t, loss in enumerate(losses):
+    if t == 0:
+      best, fast, slow = loss, loss, loss
+      gap = (1 - 0.9 * 0.75) * abs(loss)
+    else:
+      gap *= np.exp(0.05 if loss < best else -0.02)
+      best = min(best, loss)
+      fast = 0.9 * fast + 0.1 * loss
+      slow = 0.99 * slow + 0.01 * loss
+      floor = min(slow - fast, 3 * (fast - best))
+      floor_binds += floor > gap
+      gap = max(gap, floor)
+    expected.append(gap)
+  np.testing.assert_allclose(gaps, expected, rtol=1e-9)
+  assert floor_binds > 50
+  assert expected[-1] > 0.05  # without the floor: 0.006 here

@@ -76,6 +76,15 @@ NOISE_DECAY = 0.9
 # While the curvature cap binds, the gap moves toward the one whose step the
 # cap allows by at most this factor per step (back-calculation).
 CAP_GAP_SHRINK = 0.95
+# The gap's floor from the loss's trend: a fast and a slow average of the
+# loss (decays 0.9 and 0.99); while the loss keeps falling, slow − fast is
+# its fall over about 90 steps, and the gap is kept at least that — at most
+# TREND_CAP times the fast average's height above the lowest loss, which
+# goes to 0 once a run has converged. Without it, minibatch noise makes
+# records rare and the gap decays to 0 while the loss is still falling.
+TREND_FAST = 0.9
+TREND_SLOW = 0.99
+TREND_CAP = 3.0
 
 
 class ScaleByL4State(NamedTuple):
@@ -94,6 +103,10 @@ class ScaleByL4State(NamedTuple):
     curvature: the robust rule's probe of the curvature (see
       :class:`CurvatureProbe`).
     grad_sq: the robust rule's average of the raw gradient's squared norm.
+    loss_fast: the robust rule's fast average of the loss (decay 0.9), kept
+      as its height above ``min_loss`` (exact however far the loss is from
+      0 in float32).
+    loss_slow: its slow average (decay 0.99), likewise.
   """
 
   learning_rate: jax.Array
@@ -104,6 +117,8 @@ class ScaleByL4State(NamedTuple):
   gap: jax.Array
   curvature: 'CurvatureProbe'
   grad_sq: jax.Array
+  loss_fast: jax.Array
+  loss_slow: jax.Array
 
 
 class CurvatureProbe(NamedTuple):
@@ -155,14 +170,25 @@ def check_value(value: Any) -> jax.Array:
 
 
 def _robust_target(loss, state, gamma, gamma_0):
-  """``(best, Δ)`` after this loss: the target is ``best − Δ``."""
+  """``(best, Δ, fast, slow)`` after this loss: the target is ``best − Δ``;
+  ``fast`` and ``slow`` are the loss's averages as heights above ``best``."""
   first = state.count == 0
   record = loss < state.min_loss
   best = jnp.where(first, loss, jnp.minimum(state.min_loss, loss))
   factor = jnp.exp(jnp.where(record, GAP_GROWTH, -GAP_DECAY))
   gap = jnp.where(first, (1.0 - gamma * gamma_0) * jnp.abs(loss),
                   state.gap * factor)
-  return best, gap.astype(loss.dtype)
+  # The averages move with a new best (re-based), and start at the first
+  # loss: height 0.
+  rebase = state.min_loss - best
+  height = loss - best
+  fast = jnp.where(first, 0.0, TREND_FAST * (state.loss_fast + rebase)
+                   + (1 - TREND_FAST) * height)
+  slow = jnp.where(first, 0.0, TREND_SLOW * (state.loss_slow + rebase)
+                   + (1 - TREND_SLOW) * height)
+  gap = jnp.maximum(gap, jnp.minimum(slow - fast, TREND_CAP * fast))
+  dtype = loss.dtype
+  return best, gap.astype(dtype), fast.astype(dtype), slow.astype(dtype)
 
 
 def _noise_ratio(raw_sq, g_sq, state, dtype):
@@ -250,7 +276,12 @@ def scale_by_l4(
     less a gap, so it never sits far below the reachable minimum whatever
     that is. :math:`\Delta_0 = (1 - \gamma\gamma_0)|L_0|` (the paper's first
     target); it grows by :math:`e^{0.05}` on a step that sets a new lowest
-    loss and shrinks by :math:`e^{-0.02}` on one that does not.
+    loss and shrinks by :math:`e^{-0.02}` on one that does not, but never
+    below the loss's recent fall, :math:`\min(\bar L_{0.99} - \bar L_{0.9},
+    3(\bar L_{0.9} - L_{\text{best}}))` with :math:`\bar L_b` the loss's
+    exponential average of decay :math:`b` (so minibatch noise, which makes
+    new lowest losses rare, does not shrink the gap while the loss still
+    falls; it vanishes once the run has converged).
   - **A curvature cap**: :math:`\eta \le c\, g\cdot v / (\kappa \|v\|^2)`
     with :math:`c` = ``curvature_cap`` and :math:`\kappa` the curvature
     measured along the recent steps by :class:`CurvatureProbe` (``c = 2`` is
@@ -351,6 +382,8 @@ def scale_by_l4(
         gap=zero(),
         curvature=probe,
         grad_sq=zero(),
+        loss_fast=zero(),
+        loss_slow=zero(),
     )
 
   def update_fn(updates, state, params=None, *, value=None, **extra_args):
@@ -374,7 +407,8 @@ def scale_by_l4(
           [(g, v), (updates, updates), (g, g), (v, v),
            (updates, state.curvature.probe), (v, state.curvature.probe)],
           dtype)
-      min_loss, gap = _robust_target(loss, state, gamma, gamma_0)
+      min_loss, gap, loss_fast, loss_slow = _robust_target(loss, state, gamma,
+                                                          gamma_0)
       ratio, grad_sq = _noise_ratio(raw_sq, g_sq, state, dtype)
       above = loss - min_loss
       denom = g_dot_v * ratio ** noise_power + eps
@@ -397,6 +431,7 @@ def scale_by_l4(
       min_loss = jnp.where(state.count == 0, gamma_0 * loss,
                            jnp.minimum(state.min_loss, loss))
       gap, grad_sq = state.gap, state.grad_sq
+      loss_fast, loss_slow = state.loss_fast, state.loss_slow
       g_dot_v = rate_lib.dot(g, v, dtype, per_leaf=False)
       eta = alpha * (loss - gamma * min_loss) / (g_dot_v + eps)
     eta = rate_lib.clip_rate(jnp.maximum(eta, 0.0), min_learning_rate,
@@ -427,6 +462,8 @@ def scale_by_l4(
         gap=gap,
         curvature=curvature,
         grad_sq=grad_sq,
+        loss_fast=loss_fast,
+        loss_slow=loss_slow,
     )
     new_updates, new_state = rate_lib.skip_unless(finite, new_updates,
                                                   new_state, state)
