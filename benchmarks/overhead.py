@@ -141,7 +141,7 @@ def make_scan(tx, loss_fn, n):
       params, state, _ = step(*carry, x, y)
       return (params, state), None
     (params, state), _ = jax.lax.scan(body, (params, state), None, n)
-    return params, state, jax.tree.leaves(params)[0]
+    return params, state
 
   return steps
 

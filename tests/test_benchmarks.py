@@ -395,8 +395,8 @@ def test_overhead_scan_runs_the_same_steps():
   p, s = params, state
   for _ in range(3):
     p, s, _ = step(p, s, x, y)
-  scanned, scanned_state, _ = overhead.make_scan(tx, loss, 3)(params, state,
-                                                               x, y)
+  scanned, scanned_state = overhead.make_scan(tx, loss, 3)(params, state, x,
+                                                            y)
   for a, b in zip(jax.tree.leaves((p, s)),
                   jax.tree.leaves((scanned, scanned_state)), strict=True):
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
