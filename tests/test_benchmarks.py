@@ -20,6 +20,7 @@ from benchmarks import methods as methods_lib
 from benchmarks import models
 from benchmarks import report
 from benchmarks import run
+import optax_hypergrad as ohg
 
 pytestmark = pytest.mark.standard_promotion  # flax and optax.adam inside
 
@@ -339,6 +340,12 @@ def test_performance_tables_regenerate_from_committed_evidence():
       (root / 'benchmarks' / 'evidence' / 'overhead.json').read_text())
   page = (root / 'docs' / 'performance.md').read_text()
   assert overhead.generated_block(page) == overhead.tables(results)
+  one_core = json.loads(
+      (root / 'benchmarks' / 'evidence' / 'overhead_one_core.json')
+      .read_text())
+  assert 'pinned to one core' in one_core['machine']
+  assert overhead.generated_block(page, overhead.BEGIN_ONE_CORE) == (
+      overhead.tables(one_core, ratios_only=True))
 
 
 def test_report_marks_marthe_claims_per_mu_rule_and_at_defaults():
@@ -401,3 +408,31 @@ def test_overhead_scan_runs_the_same_steps():
                   jax.tree.leaves((scanned, scanned_state)), strict=True):
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
   assert float(s.learning_rate) != 1e-3  # three steps moved the rate
+
+
+@pytest.mark.parametrize('floor,method', [
+    ('sgd_hd floor', lambda: ohg.sgd_hd(rate_dynamics='additive')),
+    ('adam_hd floor', lambda: ohg.adam_hd(rate_dynamics='additive')),
+    ('l4_mom floor', lambda: ohg.l4_mom(rule='paper')),
+    ('l4_adam floor', lambda: ohg.l4_adam(rule='paper'))])
+def test_overhead_floors_are_the_methods_bare_equations(floor, method):
+  """The hand-written floors of the overhead table run the steps of the
+  package's guard-free settings (the papers' rules): they time the same
+  math, without the skip, the clip or the robust rule."""
+  from benchmarks import overhead  # pylint: disable=g-import-not-at-top
+
+  params, x, y, loss = overhead.mlp((8, 16, 4), 32)()
+  runs = []
+  for tx in (overhead.factory(floor), method()):
+    step = overhead.make_step(tx, loss)
+    p, s, losses = params, tx.init(params), []
+    for _ in range(20):
+      p, s, value = step(p, s, x, y)
+      losses.append(float(value))
+    runs.append((p, losses))
+  (floor_params, floor_losses), (params_, losses) = runs
+  assert losses[-1] < 0.95 * losses[0]  # the runs train
+  np.testing.assert_allclose(floor_losses, losses, rtol=2e-5)
+  for a, b in zip(jax.tree.leaves(floor_params), jax.tree.leaves(params_),
+                  strict=True):
+    np.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-6)
