@@ -2,9 +2,11 @@
 
 A jitted training step (gradient, optimizer update, parameter update) timed
 for each method and for its constant-step base, side by side in one run,
-median of repeats, on the 784-1000-1000-10 MLP (batch 128) and a small MLP.
+median of repeats, on MLPs from 40-100-100-10 to 784-1000-1000-10 (and
+ResNet-18 on request), beside reference rows: each method's bare equations
+written by hand (its floor) and Optax's global-norm clip.
 ``python -m benchmarks.overhead`` prints the ratio table and writes
-``results/overhead.json``. MARTHE is timed the way its docs recommend
+``results/overhead.json``; ``--one-core`` pins the run to one core. MARTHE is timed the way its docs recommend
 writing the step: the gradient from ``jax.value_and_grad`` passed as the
 updates and the minibatch loss as ``value_fn``, all inside one ``jit``.
 """
