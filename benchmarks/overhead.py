@@ -6,9 +6,10 @@ median of repeats, on MLPs from 40-100-100-10 to 784-1000-1000-10 (and
 ResNet-18 on request), beside reference rows: each method's bare equations
 written by hand (its floor) and Optax's global-norm clip.
 ``python -m benchmarks.overhead`` prints the ratio table and writes
-``results/overhead.json``; ``--one-core`` pins the run to one core. MARTHE is timed the way its docs recommend
-writing the step: the gradient from ``jax.value_and_grad`` passed as the
-updates and the minibatch loss as ``value_fn``, all inside one ``jit``.
+``results/overhead.json``; ``--one-core`` pins the run to one core. MARTHE
+is timed the way its docs recommend writing the step: the gradient from
+``jax.value_and_grad`` passed as the updates and the minibatch loss as
+``value_fn``, all inside one ``jit``.
 """
 
 import argparse
